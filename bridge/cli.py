@@ -6,8 +6,8 @@ import argparse
 import importlib
 from collections.abc import Sequence
 
-# Each subcommand lives in its own module exposing `add_arguments(parser)` and `main(args) -> int`,
-# imported only when chosen so that `local-platform` never pays for gRPC start-up and vice versa.
+# Each subcommand lives in its own module exposing `add_arguments(parser)` and `main(args) -> int`.
+# Those modules keep heavy imports inside `main` so that building the parser stays cheap.
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("bridge.server_cli", "serve the gRPC bridge"),
     "local-platform": ("bridge.localplatform.cli", "serve the embedded local platform (HTTP emulator)"),
