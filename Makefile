@@ -22,7 +22,7 @@ GOOGLEAPIS = $$($(BIN)/python -c 'import google.api, pathlib; print(pathlib.Path
 generate: install
 	rm -rf generated/xpander
 	mkdir -p generated
-	$(BIN)/python -m grpc_tools.protoc -I protos -I $(GOOGLEAPIS) \
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m grpc_tools.protoc -I protos -I $(GOOGLEAPIS) \
 		--python_out=generated --grpc_python_out=generated \
 		--mypy_out=generated --mypy_grpc_out=generated $(PROTO_FILES)
 	for d in generated/xpander generated/xpander/bridge generated/xpander/bridge/v1; do touch $$d/__init__.py; done
