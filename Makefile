@@ -45,10 +45,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+pytest: install client-deps
 	$(BIN)/pytest -q
 
-test: install buf-lint check-generated lint typecheck pytest
+test: install buf-lint check-generated check-client-stubs lint typecheck pytest
 
 run: install
 	$(BIN)/xpander-bridge serve --local-platform --listen 127.0.0.1:50051
@@ -58,3 +58,79 @@ local-platform: install
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# --- Clients in other languages: descriptor set, stubs from buf.gen.yaml, the Go and Node examples ---------
+
+.PHONY: descriptor client-deps go-deps protoc-deps node-deps client-stubs check-client-stubs go-example node-example
+
+DESCRIPTOR := build/xpander-bridge.binpb
+RPC_DESCRIPTOR := build/google-rpc.binpb
+CLIENT_STUB_DIRS := examples/go/gen examples/node/src/gen examples/node/src/gen-rpc
+NODE_STAMP := examples/node/node_modules/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The Go example builds in GOPATH mode against Debian's library sources: no Go module proxy is reachable.
+# golang-github-golang-protobuf-1-5-dev is named because genproto also accepts the 1.3 line, which cannot
+# carry the APIv2 code protoc-gen-go 1.28 writes.
+GO_DEBS := golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev \
+	golang-google-genproto-dev protoc-gen-go protoc-gen-go-grpc
+# protoc's built-in Java and C# generators, and the gRPC Java plugin.
+PROTOC_DEBS := protobuf-compiler protobuf-compiler-grpc-java-plugin
+GO_ENV := GO111MODULE=off GOFLAGS= GOPATH=$(CURDIR)/build/gopath:/usr/share/gocode
+
+# Installs the Debian packages in $(1) that dpkg does not have; `apt-get update` runs only when one is missing.
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+endef
+
+# For Envoy's gRPC-JSON transcoder and reflection-less clients (grpcurl -protoset): every import included.
+descriptor: $(DESCRIPTOR) $(RPC_DESCRIPTOR)
+
+$(DESCRIPTOR): $(PROTO_FILES) $(STAMP)
+	mkdir -p $(@D)
+	$(BIN)/python -m grpc_tools.protoc -I protos -I $(GOOGLEAPIS) --include_imports --include_source_info \
+		--descriptor_set_out=$@ $(PROTO_FILES)
+
+$(RPC_DESCRIPTOR): $(STAMP)
+	mkdir -p $(@D)
+	$(BIN)/python -m grpc_tools.protoc -I $(GOOGLEAPIS) --include_imports --include_source_info \
+		--descriptor_set_out=$@ google/rpc/status.proto google/rpc/error_details.proto
+
+client-deps: go-deps protoc-deps node-deps
+
+go-deps:
+	$(call apt_install,$(GO_DEBS))
+
+protoc-deps:
+	$(call apt_install,$(PROTOC_DEBS))
+
+node-deps: $(NODE_STAMP)
+
+$(NODE_STAMP): examples/node/package.json examples/node/package-lock.json
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm; }
+	cd examples/node && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+client-stubs: descriptor client-deps
+	rm -rf $(CLIENT_STUB_DIRS) build/clients
+	$(BIN)/buf generate $(DESCRIPTOR) --template buf.gen.yaml --path xpander
+	$(BIN)/buf generate $(RPC_DESCRIPTOR) --template examples/node/buf.gen.yaml --path google/rpc
+
+check-client-stubs: client-stubs
+	@git diff --exit-code --stat -- $(CLIENT_STUB_DIRS) || (echo "client stubs are stale: run 'make client-stubs' and commit" && exit 1)
+	@test -z "$$(git status --porcelain -- $(CLIENT_STUB_DIRS))" || (git status --porcelain -- $(CLIENT_STUB_DIRS) && echo "untracked client stubs" && exit 1)
+
+# build/gopath holds one symlink that gives examples/go/gen the import path of the protos' go_package.
+go-example: go-deps
+	mkdir -p build/gopath/src/github.com/xpander-ai/xpander-bridge/gen
+	ln -sfn $(CURDIR)/examples/go/gen build/gopath/src/github.com/xpander-ai/xpander-bridge/gen/go
+	cd examples/go && $(GO_ENV) go build -o $(CURDIR)/build/go/bridge-example .
+
+node-example: node-deps
+	cd examples/node && npm run --silent build
