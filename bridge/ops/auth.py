@@ -1,0 +1,234 @@
+"""Caller authentication: who may make the bridge act with its default platform key.
+
+With a default key configured, any caller reaching the bridge could act with it. The bridge then requires
+its own caller credentials, unless the caller brings its own platform key:
+
+- `x-bridge-token: <token>` metadata: one of the static bridge tokens (from a file or `BRIDGE_TOKENS`);
+- a client certificate, when the listener requires one (mTLS): the TLS handshake has authenticated the caller;
+- `x-api-key: <key>` or `authorization: Bearer <key>`: the caller's own platform key, which the bridge uses
+  instead of the default and the platform checks. `authorization: Bearer` always carries a platform key,
+  never a bridge token, so the two cannot be confused.
+
+Health and reflection stay open (probes). A wrong `x-bridge-token` is refused even alongside a platform key, so
+a misconfigured caller finds out at once. `check_exposure` refuses to start on a non-loopback address with a
+default key and no caller authentication unless `allow_unauthenticated` says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bridge.errors import Unauthenticated
+from bridge.ops.calls import Context, Handler, abort, is_open_method, metadata_value
+
+__all__ = [
+    "BRIDGE_TOKEN_METADATA",
+    "MIN_TOKEN_CHARS",
+    "AuthInterceptor",
+    "BridgeTokens",
+    "UnsafeExposureError",
+    "caller_var",
+    "check_exposure",
+    "is_loopback",
+]
+
+BRIDGE_TOKEN_METADATA = "x-bridge-token"
+MIN_TOKEN_CHARS = 16
+"""Shortest bridge token accepted: shorter ones are guessable."""
+
+caller_var: ContextVar[str | None] = ContextVar("bridge_caller", default=None)
+"""How the call being served authenticated: `token:<name>`, `platform-key`, `mtls` or `open`."""
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    name: str
+    digest: bytes
+
+
+class BridgeTokens:
+    """The static caller tokens; compared in constant time, kept only as digests."""
+
+    def __init__(self, entries: Iterable[tuple[str, str]] = ()) -> None:
+        self._entries = tuple(entries)
+        self._tokens = tuple(_Token(name, _digest(token)) for name, token in self._entries)
+
+    @classmethod
+    def parse(cls, text: str, *, separator: str = "\n", source: str = "bridge tokens") -> BridgeTokens:
+        """Tokens from `token` or `name:token` entries split by `separator`; blanks and `#` comments skipped."""
+        entries: list[tuple[str, str]] = []
+        for number, raw in enumerate(text.split(separator), start=1):
+            entry = raw.strip()
+            if not entry or entry.startswith("#"):
+                continue
+            name, colon, token = entry.partition(":")
+            if not colon or not _NAME.fullmatch(name):
+                name, token = f"token{number}", entry
+            token = token.strip()
+            if len(token) < MIN_TOKEN_CHARS:
+                raise ValueError(f"{source}, entry {number}: a token needs at least {MIN_TOKEN_CHARS} characters")
+            entries.append((name, token))
+        return cls(entries)
+
+    @classmethod
+    def load(cls, file: Path | None = None, inline: str | None = None) -> BridgeTokens:
+        """Tokens from `file` (one entry a line) and `inline` (comma-separated entries), together."""
+        tokens = cls()
+        if file is not None:
+            tokens = tokens.merged(cls.parse(file.read_text(encoding="utf-8"), source=str(file)))
+        if inline:
+            tokens = tokens.merged(cls.parse(inline, separator=",", source="BRIDGE_TOKENS"))
+        return tokens
+
+    def merged(self, other: BridgeTokens) -> BridgeTokens:
+        """These tokens and `other`'s."""
+        return BridgeTokens(self._entries + other._entries)
+
+    def match(self, presented: str) -> str | None:
+        """The name of the token equal to `presented`, else None; every token is compared."""
+        digest = _digest(presented)
+        found: str | None = None
+        for token in self._tokens:
+            if hmac.compare_digest(digest, token.digest):
+                found = token.name
+        return found
+
+    def secret_values(self) -> tuple[str, ...]:
+        """The raw tokens, for the log redactor."""
+        return tuple(token for _, token in self._entries)
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def __repr__(self) -> str:
+        return f"BridgeTokens(<{len(self._tokens)} tokens>)"
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class UnsafeExposureError(Exception):
+    """The bridge would serve its default platform key to anyone who can reach it."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a listen host: name or address, IPv6 possibly bracketed) is loopback only."""
+    bare = host.strip().strip("[]")
+    if bare == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(
+    listen_host: str,
+    *,
+    default_key_configured: bool,
+    tokens: BridgeTokens,
+    client_cert_required: bool,
+    allow_unauthenticated: bool,
+) -> None:
+    """Raise `UnsafeExposureError` when a non-loopback listener would lend the default key to anyone."""
+    if not default_key_configured or is_loopback(listen_host) or allow_unauthenticated:
+        return
+    if len(tokens) or client_cert_required:
+        return
+    raise UnsafeExposureError(
+        f"refusing to serve on {listen_host} with a default platform key (XPANDER_API_KEY) and no caller "
+        "authentication: any caller would act with that key. Configure bridge tokens (BRIDGE_TOKENS or "
+        "--bridge-tokens-file), require client certificates (--tls-client-ca-file with "
+        "--tls-require-client-cert), listen on a loopback address, or pass --allow-unauthenticated."
+    )
+
+
+def _has_own_platform_key(metadata: Iterable[tuple[str, str | bytes]] | None) -> bool:
+    if metadata_value(metadata, "x-api-key") is not None:
+        return True
+    authorization = metadata_value(metadata, "authorization") or ""
+    scheme, _, key = authorization.partition(" ")
+    return scheme.lower() == "bearer" and bool(key.strip())
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses with UNAUTHENTICATED the calls that would use the default key without caller credentials."""
+
+    def __init__(
+        self,
+        tokens: BridgeTokens,
+        *,
+        default_key_configured: bool,
+        client_cert_required: bool = False,
+        allow_unauthenticated: bool = False,
+    ) -> None:
+        self._tokens = tokens
+        self._required = default_key_configured and not client_cert_required and not allow_unauthenticated
+        self._open_as = "mtls" if client_cert_required else "open"
+
+    def _decide(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> tuple[str | None, str]:
+        """(how the caller authenticated or None, why not)."""
+        presented = metadata_value(metadata, BRIDGE_TOKEN_METADATA)
+        if presented is not None and len(self._tokens):
+            name = self._tokens.match(presented)
+            if name is None:
+                return None, f"{BRIDGE_TOKEN_METADATA} is not a valid bridge token"
+            return f"token:{name}", ""
+        if _has_own_platform_key(metadata):
+            return "platform-key", ""
+        if not self._required:
+            return self._open_as, ""
+        return None, (
+            f"this bridge requires caller credentials: send {BRIDGE_TOKEN_METADATA} metadata with a bridge "
+            "token, or your own platform key as x-api-key"
+        )
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or is_open_method(handler_call_details.method):
+            return handler
+        caller, problem = self._decide(handler_call_details.invocation_metadata)
+        if caller is not None:
+            caller_var.set(caller)
+            return handler
+        return _refusing(handler, Unauthenticated(problem, reason="BRIDGE_CREDENTIALS_REQUIRED"))
+
+
+def _refusing(handler: Handler, error: Unauthenticated) -> Handler:
+    """A handler of the same shape as `handler` that ends every call with `error`."""
+
+    async def refuse_unary(request: Any, context: Context) -> Any:
+        await abort(context, error)
+
+    async def refuse_stream(request: Any, context: Context) -> AsyncIterator[Any]:
+        await abort(context, error)
+        yield  # pragma: no cover - abort raises; the yield makes this an async generator
+
+    make = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }[(handler.request_streaming, handler.response_streaming)]
+    return make(
+        refuse_stream if handler.response_streaming else refuse_unary,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )

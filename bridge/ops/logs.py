@@ -1,0 +1,387 @@
+"""Structured logs: one line per RPC, a request id per call, and secrets scrubbed from every line.
+
+`configure_logging` puts one handler on the root logger whose formatter renders JSON or key=value text and then
+redacts it, so whatever any library logs passes through the same scrubbing. Redaction removes the values of
+secret-looking keys (`x-api-key`, `authorization`, `user_oidc_token`, `user_tokens`, `api_key`,
+`client_secret`, ...), bearer tokens, the configured secrets (default key, bridge tokens) and, while a call is
+being served, every secret that call carried in its metadata or request message.
+
+`AccessLogInterceptor` takes the request id from `x-request-id` metadata (or makes one) and keeps it in
+`request_id_var`, where the upstream transport finds it to forward to the platform.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import grpc
+from google.protobuf import struct_pb2
+from google.protobuf.message import Message
+
+from bridge.ops.calls import (
+    Context,
+    Handler,
+    StreamBehavior,
+    UnaryBehavior,
+    call_code,
+    is_open_method,
+    metadata_value,
+    wrap_handler,
+)
+
+__all__ = [
+    "REDACTED",
+    "REQUEST_ID_METADATA",
+    "AccessLogInterceptor",
+    "ConsoleFormatter",
+    "JsonFormatter",
+    "RedactingFormatter",
+    "Redactor",
+    "call_secrets_var",
+    "configure_logging",
+    "current_request_id",
+    "request_id_var",
+]
+
+REDACTED = "[REDACTED]"
+REQUEST_ID_METADATA = "x-request-id"
+
+request_id_var: ContextVar[str | None] = ContextVar("bridge_request_id", default=None)
+"""The request id of the call being served (None outside calls)."""
+
+call_secrets_var: ContextVar[frozenset[str]] = ContextVar("bridge_call_secrets", default=frozenset())
+"""Secrets carried by the call being served, scrubbed from any line logged while it runs."""
+
+_ACCESS_LOGGER = logging.getLogger("bridge.access")
+
+# Request metadata and message fields whose values are secrets.
+_SECRET_METADATA = ("x-api-key", "authorization", "x-bridge-token")
+_SECRET_FIELDS = frozenset({"user_oidc_token", "user_tokens", "api_key", "client_secret", "headers"})
+# Shorter values would scrub ordinary words out of lines; keys that short are refused elsewhere anyway.
+_MIN_SECRET_CHARS = 6
+# A caller's request id is echoed into logs and upstream headers: keep it short and printable.
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+
+_SECRET_KEY = re.compile(
+    r"""(?ix)
+    (?P<key>[\w.-]*(?:api[_-]?key|authorization|bridge[_-]tokens?|oidc[_-]token|user[_-]tokens
+        |client[_-]secret|access[_-]token|refresh[_-]token|id[_-]token|password|secret))
+    (?P<quote>["']?)
+    (?P<sep>\s*[:=]\s*|\s*,\s*|\s*(?=\{))
+    """
+)
+_QUOTED_OR_BARE_VALUE = re.compile(
+    r"""(?ix)
+    "(?:[^"\\]|\\.)*" | '(?:[^'\\]|\\.)*' | (?:bearer|basic)\s+[^\s"',;}\]]+ | [^\s"',;&}\])]+
+    """
+)
+_BEARER = re.compile(r"(?i)\b(bearer)\s+(?!\[REDACTED\])[A-Za-z0-9._~+/=-]+")
+
+
+class Redactor:
+    """Scrubs secrets out of text: known values, values of secret-looking keys and bearer tokens."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: set[str] = set()
+        for secret in secrets:
+            self.add_secret(secret)
+
+    def add_secret(self, secret: str) -> None:
+        """Scrub `secret` wherever it appears from now on (values shorter than 6 characters are ignored)."""
+        if len(secret) >= _MIN_SECRET_CHARS:
+            self._secrets.add(secret)
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret replaced by `[REDACTED]`."""
+        # Longest first, so a secret that contains another is scrubbed whole.
+        for secret in sorted(self._secrets | call_secrets_var.get(), key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        text = _redact_key_values(text)
+        return _BEARER.sub(rf"\1 {REDACTED}", text)
+
+
+def _redact_key_values(text: str) -> str:
+    out: list[str] = []
+    position = 0
+    while match := _SECRET_KEY.search(text, position):
+        out.append(text[position : match.end()])
+        position = match.end()
+        sep = match.group("sep")
+        if position < len(text) and text[position] == "{":
+            end = _closing_brace(text, position)
+            out.append("{" + REDACTED + "}")
+            position = end
+        elif sep.strip() == "," and not match.group("quote"):
+            continue  # `password, ...` in prose, not a key and its value
+        elif sep.strip() and (value := _QUOTED_OR_BARE_VALUE.match(text, position)):
+            quote = value.group()[0] if value.group()[0] in "\"'" else ""
+            out.append(f"{quote}{REDACTED}{quote}")
+            position = value.end()
+    out.append(text[position:])
+    return "".join(out)
+
+
+def _closing_brace(text: str, start: int) -> int:
+    """The index after the brace closing the one at `start` (or the end of `text`), skipping quoted braces."""
+    depth = 0
+    quote = ""
+    index = start
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == "\\":
+                index += 1
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return index + 1
+        index += 1
+    return len(text)
+
+
+# Attributes every LogRecord has; anything else was passed in `extra=` and is rendered as a field.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    return {key: value for key, value in vars(record).items() if key not in _RECORD_ATTRIBUTES}
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, then every `extra` field."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": _timestamp(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update(_fields(record))
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+class ConsoleFormatter(logging.Formatter):
+    """Readable text: time, level, logger and message, then every `extra` field as key=value."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        parts = [_timestamp(record), record.levelname, record.name, record.getMessage()]
+        for key, value in _fields(record).items():
+            text = str(value)
+            needs_quotes = not text or any(char in text for char in " \"=")
+            parts.append(f"{key}={json.dumps(text) if needs_quotes else text}")
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats with `inner`, then scrubs the finished line (message, fields and traceback alike)."""
+
+    def __init__(self, inner: logging.Formatter, redactor: Redactor) -> None:
+        super().__init__()
+        self._inner = inner
+        self.redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redactor.redact(self._inner.format(record))
+
+
+def configure_logging(
+    log_format: str = "console",
+    level: str = "INFO",
+    *,
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+) -> Redactor:
+    """Route all logging through one redacting handler on the root logger; returns its `Redactor`."""
+    redactor = Redactor(secrets)
+    inner: logging.Formatter = JsonFormatter() if log_format == "json" else ConsoleFormatter()
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(RedactingFormatter(inner, redactor))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # httpx logs every request at INFO; the access line per RPC already says what a call did.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return redactor
+
+
+def current_request_id() -> str | None:
+    """The request id of the call being served, for forwarding upstream as `x-request-id`."""
+    return request_id_var.get()
+
+
+def request_id_from(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
+    """The caller's `x-request-id` when it is short and printable, else a new random id."""
+    given = metadata_value(metadata, REQUEST_ID_METADATA)
+    if given is not None and _SAFE_REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def secrets_of_call(metadata: Iterable[tuple[str, str | bytes]] | None, request: Any) -> frozenset[str]:
+    """Every secret value a call carries: credential metadata and secret fields of its request message."""
+    found: set[str] = set()
+    for key, value in metadata or ():
+        if key in _SECRET_METADATA and isinstance(value, str) and value.strip():
+            found.add(value.strip())
+            scheme, _, token = value.strip().partition(" ")
+            if token.strip() and scheme.lower() == "bearer":
+                found.add(token.strip())
+    if isinstance(request, Message):
+        _collect_secret_fields(request, found, inside_secret=False, depth=0)
+    return frozenset(secret for secret in found if len(secret) >= _MIN_SECRET_CHARS)
+
+
+def _collect_secret_fields(message: Message, found: set[str], *, inside_secret: bool, depth: int) -> None:
+    if depth > 8:
+        return
+    for field, value in message.ListFields():
+        secret = inside_secret or field.name in _SECRET_FIELDS
+        values = value.values() if _is_map(field) else value if _is_repeated(field) else [value]
+        for item in values:
+            if isinstance(item, str):
+                if secret:
+                    found.add(item)
+            elif isinstance(item, struct_pb2.Struct | struct_pb2.Value | struct_pb2.ListValue | Message):
+                _collect_secret_fields(item, found, inside_secret=secret, depth=depth + 1)
+
+
+def _is_map(field: Any) -> bool:
+    return bool(field.message_type is not None and field.message_type.GetOptions().map_entry)
+
+
+def _is_repeated(field: Any) -> bool:
+    return bool(field.label == field.LABEL_REPEATED)
+
+
+def _ids(request: Any, response: Any = None) -> dict[str, str]:
+    ids: dict[str, str] = {}
+    for name in ("task_id", "agent_id"):
+        value = getattr(request, name, None)
+        if isinstance(value, str) and value:
+            ids[name] = value
+    task_id = getattr(getattr(response, "task", None), "id", None)
+    if "task_id" not in ids and isinstance(task_id, str) and task_id:
+        ids["task_id"] = task_id
+    return ids
+
+
+_SERVER_FAULTS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    }
+)
+
+
+class AccessLogInterceptor(grpc.aio.ServerInterceptor):
+    """Sets the call's request id and secrets, and logs one line per RPC when it ends.
+
+    The line (logger `bridge.access`, message `rpc`) carries `method`, `code`, `duration_ms`, `request_id`,
+    `peer` and, when the request or response names them, `task_id` and `agent_id`. Health and reflection
+    calls are not logged: probes would drown everything else.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or is_open_method(method):
+            return handler
+        metadata = handler_call_details.invocation_metadata
+
+        def begin(request: Any) -> tuple[str, float]:
+            request_id = request_id_from(metadata)
+            request_id_var.set(request_id)
+            call_secrets_var.set(secrets_of_call(metadata, request))
+            return request_id, time.perf_counter()
+
+        def log(
+            context: Context,
+            error: BaseException | None,
+            request_id: str,
+            started: float,
+            ids: dict[str, str],
+            streamed: int | None = None,
+        ) -> None:
+            code = call_code(context, error)
+            fields: dict[str, Any] = {
+                "method": method,
+                "code": code.name,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                "request_id": request_id,
+                "peer": context.peer(),
+                **ids,
+            }
+            if streamed is not None:
+                fields["messages"] = streamed
+            level = logging.WARNING if code in _SERVER_FAULTS else logging.INFO
+            _ACCESS_LOGGER.log(level, "rpc", extra=fields)
+
+        def unary(behavior: UnaryBehavior) -> UnaryBehavior:
+            async def logged(request: Any, context: Context) -> Any:
+                request_id, started = begin(request)
+                response: Any = None
+                error: BaseException | None = None
+                try:
+                    response = await behavior(request, context)
+                    return response
+                except BaseException as exc:
+                    error = exc
+                    raise
+                finally:
+                    log(context, error, request_id, started, _ids(request, response))
+
+            return logged
+
+        def stream(behavior: StreamBehavior) -> StreamBehavior:
+            async def logged(request: Any, context: Context) -> AsyncIterator[Any]:
+                request_id, started = begin(request)
+                error: BaseException | None = None
+                sent = 0
+                try:
+                    async for message in behavior(request, context):
+                        sent += 1
+                        yield message
+                except BaseException as exc:
+                    error = exc
+                    raise
+                finally:
+                    log(context, error, request_id, started, _ids(request), sent)
+
+            return logged
+
+        return wrap_handler(handler, unary=unary, stream=stream)

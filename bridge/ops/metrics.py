@@ -1,0 +1,231 @@
+"""Prometheus metrics of the bridge: gRPC calls, streams, events, upstream requests, reconnects and shedding.
+
+Each `BridgeMetrics` owns its `CollectorRegistry`, so two servers in one process (tests) never share counts.
+`MetricsInterceptor` records every call; the upstream transport (`bridge.ops.upstream`) records platform
+requests; the platform client reports stream reconnects with `record_upstream_reconnect`. `MetricsServer`
+exposes the registry over HTTP on its own port, on the server's event loop.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from bridge.ops.calls import Context, Handler, StreamBehavior, UnaryBehavior, call_code, split_method, wrap_handler
+from xpander.bridge.v1 import events_pb2, task_service_pb2
+
+__all__ = ["BridgeMetrics", "MetricsInterceptor", "MetricsServer"]
+
+# Unary calls take milliseconds to tens of seconds; streams last until their task ends, so the top buckets
+# reach half an hour.
+_CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
+_UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_EVENT_TYPE_PREFIX = "TASK_EVENT_TYPE_"
+
+
+class BridgeMetrics:
+    """The bridge's metrics in their own registry, with recorder methods for the layers that report."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.grpc_requests = Counter(
+            "bridge_grpc_requests_total",
+            "gRPC calls finished, by method and status code.",
+            ["service", "method", "code"],
+            registry=self.registry,
+        )
+        self.grpc_duration = Histogram(
+            "bridge_grpc_request_duration_seconds",
+            "Duration of gRPC calls (of streams: until they end), by method.",
+            ["service", "method"],
+            buckets=_CALL_BUCKETS,
+            registry=self.registry,
+        )
+        self.calls_in_flight = Gauge(
+            "bridge_grpc_calls_in_flight",
+            "Unary gRPC calls in progress.",
+            registry=self.registry,
+        )
+        self.open_streams = Gauge(
+            "bridge_grpc_open_streams",
+            "Server-streaming gRPC calls open, by method.",
+            ["service", "method"],
+            registry=self.registry,
+        )
+        self.events_forwarded = Counter(
+            "bridge_events_forwarded_total",
+            "Task events sent to StreamEvents callers, by event type.",
+            ["type"],
+            registry=self.registry,
+        )
+        self.heartbeats = Counter(
+            "bridge_heartbeats_sent_total",
+            "Heartbeat events the bridge sent on quiet streams.",
+            registry=self.registry,
+        )
+        self.upstream_requests = Counter(
+            "bridge_upstream_requests_total",
+            "Requests to the platform, by route and HTTP status (`error`/`cancelled`: no response).",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.upstream_duration = Histogram(
+            "bridge_upstream_request_duration_seconds",
+            "Time until the platform's response headers, by route.",
+            ["route"],
+            buckets=_UPSTREAM_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_reconnects = Counter(
+            "bridge_upstream_reconnects_total",
+            "Reconnections of upstream event streams after they dropped, by route.",
+            ["route"],
+            registry=self.registry,
+        )
+        self.requests_shed = Counter(
+            "bridge_requests_shed_total",
+            "Calls refused with RESOURCE_EXHAUSTED at a limit, by method and limit.",
+            ["service", "method", "limit"],
+            registry=self.registry,
+        )
+
+    def record_upstream(self, route: str, status: int | str, seconds: float) -> None:
+        """Count one platform request on `route` that ended with HTTP `status` (or `error`) after `seconds`."""
+        self.upstream_requests.labels(route=route, status=str(status)).inc()
+        self.upstream_duration.labels(route=route).observe(seconds)
+
+    def record_upstream_reconnect(self, route: str = "task_events") -> None:
+        """Count one reconnection of an upstream event stream."""
+        self.upstream_reconnects.labels(route=route).inc()
+
+    def record_shed(self, method: str, limit: str) -> None:
+        """Count one call to `method` (`/pkg.Service/Method`) refused at `limit`."""
+        service, name = split_method(method)
+        self.requests_shed.labels(service=service, method=name, limit=limit).inc()
+
+    def record_stream_message(self, message: Any) -> None:
+        """Count a streamed response: task events by type, heartbeats apart; other messages are ignored."""
+        if not isinstance(message, task_service_pb2.StreamEventsResponse):
+            return
+        event_type = message.event.type
+        if event_type == events_pb2.TASK_EVENT_TYPE_HEARTBEAT:
+            self.heartbeats.inc()
+            return
+        try:
+            name = events_pb2.TaskEventType.Name(event_type).removeprefix(_EVENT_TYPE_PREFIX).lower()
+        except ValueError:
+            name = "unknown"
+        self.events_forwarded.labels(type=name).inc()
+
+    def exposition(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)
+
+    def interceptor(self) -> MetricsInterceptor:
+        """A server interceptor recording every call into these metrics."""
+        return MetricsInterceptor(self)
+
+
+class MetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Counts and times every unary and server-streaming call, and tracks open streams."""
+
+    def __init__(self, metrics: BridgeMetrics) -> None:
+        self._metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            # Unknown methods are not counted: their names come from callers and would grow the label set.
+            return handler
+        service, name = split_method(handler_call_details.method)
+        metrics = self._metrics
+
+        def finish(context: Context, error: BaseException | None, started: float) -> None:
+            code = call_code(context, error)
+            metrics.grpc_requests.labels(service=service, method=name, code=code.name).inc()
+            metrics.grpc_duration.labels(service=service, method=name).observe(time.perf_counter() - started)
+
+        def unary(behavior: UnaryBehavior) -> UnaryBehavior:
+            async def measured(request: Any, context: Context) -> Any:
+                started = time.perf_counter()
+                error: BaseException | None = None
+                metrics.calls_in_flight.inc()
+                try:
+                    return await behavior(request, context)
+                except BaseException as exc:
+                    error = exc
+                    raise
+                finally:
+                    metrics.calls_in_flight.dec()
+                    finish(context, error, started)
+
+            return measured
+
+        def stream(behavior: StreamBehavior) -> StreamBehavior:
+            async def measured(request: Any, context: Context) -> AsyncIterator[Any]:
+                started = time.perf_counter()
+                error: BaseException | None = None
+                gauge = metrics.open_streams.labels(service=service, method=name)
+                gauge.inc()
+                try:
+                    async for message in behavior(request, context):
+                        metrics.record_stream_message(message)
+                        yield message
+                except BaseException as exc:
+                    error = exc
+                    raise
+                finally:
+                    gauge.dec()
+                    finish(context, error, started)
+
+            return measured
+
+        return wrap_handler(handler, unary=unary, stream=stream)
+
+
+class MetricsServer:
+    """`GET /metrics` over HTTP (aiohttp, on the running event loop) for one registry."""
+
+    def __init__(self, metrics: BridgeMetrics) -> None:
+        self._metrics = metrics
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        """Listen on `host:port`; port 0 picks a free port (see `port`)."""
+        app = web.Application()
+        app.router.add_get("/metrics", make_aiohttp_handler(self._metrics.registry))
+        # Binding the socket here, not in aiohttp, is what tells the port that port 0 picked.
+        sock = socket.create_server((host.strip("[]"), port), family=_family(host))
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+        self._port = sock.getsockname()[1]
+
+    @property
+    def port(self) -> int:
+        """The port listened on; only after `start`."""
+        if self._port is None:
+            raise RuntimeError("metrics server not started")
+        return self._port
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET

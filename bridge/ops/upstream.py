@@ -1,0 +1,90 @@
+"""The HTTP transport under the platform client: metrics, a span and trace/request-id headers per request.
+
+The platform client builds its `httpx.AsyncClient` with `transport=upstream_transport(...)` and names each
+request's route in its extensions (`extensions={"route": "create_task"}`); requests without one are counted
+under `other`, never under their URL, whose ids would grow the label set. Latency is measured to the response
+headers, which for an event stream is the time to connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from typing import Any
+
+import httpx
+
+from bridge.ops.logs import REQUEST_ID_METADATA, current_request_id
+from bridge.ops.metrics import BridgeMetrics
+from bridge.ops.tracing import Tracing
+
+__all__ = ["ROUTE_EXTENSION", "ObservedTransport", "upstream_transport"]
+
+ROUTE_EXTENSION = "route"
+"""Key of `httpx.Request.extensions` naming the platform route (e.g. `create_task`, `task_events`)."""
+
+_UNNAMED_ROUTE = "other"
+
+
+class ObservedTransport(httpx.AsyncBaseTransport):
+    """Wraps a transport: forwards the request id and trace context, and records each request."""
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        *,
+        metrics: BridgeMetrics | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
+        self._inner = inner
+        self._metrics = metrics
+        self._tracing = tracing
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        route = str(request.extensions.get(ROUTE_EXTENSION) or _UNNAMED_ROUTE)
+        request_id = current_request_id()
+        if request_id is not None and REQUEST_ID_METADATA not in request.headers:
+            request.headers[REQUEST_ID_METADATA] = request_id
+        if self._tracing is None:
+            return await self._timed(route, request)
+        # The URL carries ids but never credentials (those travel in headers), so it may go on the span.
+        with self._tracing.client_span(route, request.method, str(request.url)) as span:
+            carrier: dict[str, str] = {}
+            self._tracing.inject(carrier)
+            request.headers.update(carrier)
+            response = await self._timed(route, request)
+            span.set_attribute("http.response.status_code", response.status_code)
+            return response
+
+    async def _timed(self, route: str, request: httpx.Request) -> httpx.Response:
+        started = time.perf_counter()
+        try:
+            response = await self._inner.handle_async_request(request)
+        except BaseException as error:
+            if self._metrics is not None:
+                outcome = "cancelled" if isinstance(error, asyncio.CancelledError) else "error"
+                self._metrics.record_upstream(route, outcome, time.perf_counter() - started)
+            raise
+        if self._metrics is not None:
+            self._metrics.record_upstream(route, response.status_code, time.perf_counter() - started)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def upstream_transport(
+    *,
+    verify: ssl.SSLContext | bool = True,
+    metrics: BridgeMetrics | None = None,
+    tracing: Tracing | None = None,
+    **transport_options: Any,
+) -> httpx.AsyncBaseTransport:
+    """An `httpx.AsyncHTTPTransport(verify=..., **transport_options)` (e.g. `limits=`), observed.
+
+    Pass it as `httpx.AsyncClient(transport=...)`; the client's own `verify` and `limits` are then unused, so
+    give them here.
+    """
+    inner = httpx.AsyncHTTPTransport(verify=verify, **transport_options)
+    return ObservedTransport(inner, metrics=metrics, tracing=tracing)
