@@ -1,0 +1,123 @@
+"""A pure `text/event-stream` decoder after the WHATWG HTML specification (§9.2.6): text in, events out.
+
+`LineSplitter` turns arbitrary text chunks into lines (CRLF, CR and LF all end a line, even when a CRLF is
+split across chunks; a leading byte-order mark is dropped). `SSEDecoder` turns lines into `ServerSentEvent`s:
+fields `data`, `event`, `id` and `retry`, comment lines, multi-line data joined with a newline, dispatch on a
+blank line. No I/O: the platform client feeds it what it reads.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["LineSplitter", "SSEDecoder", "ServerSentEvent"]
+
+_BOM = "\ufeff"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSentEvent:
+    """One dispatched event.
+
+    `id` is the stream's last event id at dispatch time (it persists across events, per the specification);
+    `has_id` says whether this event carried an `id:` field itself.
+    """
+
+    data: str
+    event: str = "message"
+    id: str = ""
+    has_id: bool = False
+
+
+class LineSplitter:
+    """Splits a stream of text chunks into lines without their terminators."""
+
+    def __init__(self) -> None:
+        self._buffer = ""
+        self._started = False
+        self._pending_cr = False
+
+    def feed(self, chunk: str) -> list[str]:
+        """The lines completed by `chunk`, in order."""
+        if not self._started and chunk:
+            self._started = True
+            if chunk.startswith(_BOM):
+                chunk = chunk[1:]
+        if self._pending_cr:
+            # The previous chunk ended with CR: a LF starting this one belongs to the same terminator.
+            self._pending_cr = False
+            if chunk.startswith("\n"):
+                chunk = chunk[1:]
+        if not chunk:
+            return []
+        # str.splitlines() would also split on form feeds, U+2028 and friends, which SSE treats as text.
+        parts = _TERMINATOR.split(self._buffer + chunk)
+        self._buffer = parts.pop()
+        if chunk.endswith("\r"):
+            self._pending_cr = True
+        return parts
+
+    def flush(self) -> list[str]:
+        """The unterminated rest, as a last line, at the end of the stream."""
+        rest, self._buffer = self._buffer, ""
+        return [rest] if rest else []
+
+
+_TERMINATOR = re.compile(r"\r\n|\r|\n")
+
+
+class SSEDecoder:
+    """Turns lines (without terminators) into events; feed `""` for the blank line that dispatches."""
+
+    def __init__(self) -> None:
+        self._data: list[str] = []
+        self._event = ""
+        self._last_event_id = ""
+        self._has_id = False
+        self._retry: int | None = None
+
+    @property
+    def retry(self) -> int | None:
+        """The reconnection time in milliseconds the stream last asked for, if any."""
+        return self._retry
+
+    @property
+    def last_event_id(self) -> str:
+        """The last event id seen on the stream so far."""
+        return self._last_event_id
+
+    def decode(self, line: str) -> ServerSentEvent | None:
+        """Process one line; return the event a blank line dispatches, else None."""
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            return None
+        name, sep, value = line.partition(":")
+        if sep and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            # An id containing NUL is ignored entirely, per the specification.
+            if "\0" not in value:
+                self._last_event_id = value
+                self._has_id = True
+        elif name == "retry" and value.isascii() and value.isdigit():
+            self._retry = int(value)
+        # Any other field name is ignored, per the specification.
+        return None
+
+    def _dispatch(self) -> ServerSentEvent | None:
+        data, event, has_id = self._data, self._event, self._has_id
+        self._data, self._event, self._has_id = [], "", False
+        if not data:
+            return None
+        return ServerSentEvent(
+            data="\n".join(data),
+            event=event or "message",
+            id=self._last_event_id,
+            has_id=has_id,
+        )

@@ -1,0 +1,274 @@
+"""TaskService: each RPC reads credentials, converts the request, makes one platform call and converts back.
+
+The servicer holds no translation logic of its own: requests and answers go through `bridge.convert`,
+HTTP through `bridge.platform`, paging through `bridge.paging`. Every failure funnels through one place,
+`_RpcErrors`, which ends the call with the error's gRPC code, its message and `google.rpc.Status` details.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, Final
+
+import grpc
+from grpc_status import rpc_status
+
+from bridge import convert, paging
+from bridge.credentials import Credentials, resolve_credentials
+from bridge.errors import (
+    BridgeError,
+    DeadlineExceeded,
+    FailedPrecondition,
+    FieldViolation,
+    Internal,
+    InvalidArgument,
+    Unavailable,
+)
+from bridge.platform.client import PlatformClient
+from bridge.platform.follow import ReconnectPolicy, follow_task_events
+from bridge.relay import EventRelay, Heartbeat, RelayInterrupted
+from xpander.bridge.v1 import task_service_pb2, task_service_pb2_grpc
+
+__all__ = ["SERVICE_NAME", "TaskService"]
+
+_log = logging.getLogger(__name__)
+
+SERVICE_NAME: Final = task_service_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name
+"""`xpander.bridge.v1.TaskService`."""
+
+_MIN_HEARTBEAT_SECONDS = 0.01
+# Seconds a client is told to wait before resuming elsewhere when this server shuts down.
+_SHUTDOWN_RETRY_AFTER = 1.0
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class TaskService(task_service_pb2_grpc.TaskServiceServicer):
+    """The gRPC face of the platform's task API."""
+
+    def __init__(
+        self,
+        platform: PlatformClient,
+        *,
+        default_api_key: str | None = None,
+        default_organization_id: str | None = None,
+        reconnect_policy: ReconnectPolicy | None = None,
+    ) -> None:
+        self._platform = platform
+        self._default_api_key = default_api_key
+        self._default_organization_id = default_organization_id
+        self._reconnect_policy = reconnect_policy or ReconnectPolicy()
+        self._relays: set[EventRelay[Any]] = set()
+        self._draining = False
+
+    @property
+    def open_streams(self) -> int:
+        """Number of StreamEvents calls currently relaying events."""
+        return len(self._relays)
+
+    def drain(self) -> None:
+        """Refuse new streams and end open ones with UNAVAILABLE, so their clients resume elsewhere."""
+        self._draining = True
+        for relay in list(self._relays):
+            relay.interrupt()
+
+    # --- Unary RPCs ---------------------------------------------------------------------------------------
+
+    async def CreateTask(
+        self, request: task_service_pb2.CreateTaskRequest, context: Context
+    ) -> task_service_pb2.CreateTaskResponse:
+        """`POST /agent-execution/{agent_id}`."""
+        async with _RpcErrors(context, "create_task"):
+            creds = self._credentials(context)
+            call = convert.create_task_to_platform(request)
+            data = await self._platform.create_task(
+                request.agent_id, call.body, call.headers, creds, budget=_budget(context)
+            )
+            return task_service_pb2.CreateTaskResponse(task=convert.task_from_platform(data))
+
+    async def GetTask(
+        self, request: task_service_pb2.GetTaskRequest, context: Context
+    ) -> task_service_pb2.GetTaskResponse:
+        """`GET /agent-execution/{task_id}/status`."""
+        async with _RpcErrors(context, "get_task"):
+            creds = self._credentials(context)
+            task_id = convert.validate_resource_id("task_id", request.task_id)
+            data = await self._platform.get_task(task_id, creds, budget=_budget(context))
+            return task_service_pb2.GetTaskResponse(task=convert.task_from_platform(data))
+
+    async def StopTask(
+        self, request: task_service_pb2.StopTaskRequest, context: Context
+    ) -> task_service_pb2.StopTaskResponse:
+        """`DELETE /agent-execution/{task_id}`."""
+        async with _RpcErrors(context, "stop_task"):
+            creds = self._credentials(context)
+            task_id = convert.validate_resource_id("task_id", request.task_id)
+            data = await self._platform.stop_task(task_id, creds, budget=_budget(context))
+            return task_service_pb2.StopTaskResponse(task=convert.task_from_platform(data))
+
+    async def ListTasks(
+        self, request: task_service_pb2.ListTasksRequest, context: Context
+    ) -> task_service_pb2.ListTasksResponse:
+        """`GET .../executions/history/{agent_id}` or `.../history/user/{user_id}`, paged by the bridge."""
+        async with _RpcErrors(context, "list_tasks"):
+            creds = self._credentials(context)
+            call = convert.list_tasks_to_platform(request)
+            cursor = paging.PageRequest.parse(
+                page_size=request.page_size,
+                page_token=request.page_token,
+                fingerprint=paging.filters_fingerprint({"path": call.path, **call.query}),
+            )
+            items = await self._platform.list_tasks(call.path, call.query, creds, budget=_budget(context))
+            page = cursor.page(items)
+            return task_service_pb2.ListTasksResponse(
+                tasks=[convert.task_from_list_item(item) for item in page.items],
+                next_page_token=page.next_page_token,
+                total_size=page.total_size,
+            )
+
+    # --- Streaming RPC ------------------------------------------------------------------------------------
+
+    async def StreamEvents(
+        self, request: task_service_pb2.StreamEventsRequest, context: Context
+    ) -> AsyncIterator[task_service_pb2.StreamEventsResponse]:
+        """`GET {events_root}/agent-execution/{task_id}/events`, resumed and reconnected by the bridge."""
+        async with _RpcErrors(context, "task_events"):
+            creds = self._credentials(context)
+            task_id = convert.validate_resource_id("task_id", request.task_id)
+            heartbeat = _heartbeat_seconds(request)
+            creds.require_organization("StreamEvents")
+            if self._draining:
+                raise _shutting_down(task_id, request.after_sequence)
+            # Read the task first: an unknown task or one without streaming fails before any message.
+            task = convert.task_from_platform(
+                await self._platform.get_task(task_id, creds, budget=_budget(context))
+            )
+            if not task.events_streaming:
+                raise FailedPrecondition(
+                    f"task {task_id} was not created with events_streaming; "
+                    "create it with events_streaming=true to stream its events",
+                    reason="EVENTS_STREAMING_DISABLED",
+                    metadata={"task_id": task_id},
+                )
+            delivered = request.after_sequence
+            events = follow_task_events(
+                self._platform,
+                task_id,
+                creds,
+                after_sequence=delivered,
+                policy=self._reconnect_policy,
+            )
+            relay: EventRelay[tuple[int, dict[str, Any]]] = EventRelay(events, heartbeat_interval=heartbeat)
+            self._relays.add(relay)
+            if self._draining:
+                relay.interrupt()
+            try:
+                async with relay:
+                    async for item in relay:
+                        if isinstance(item, Heartbeat):
+                            yield task_service_pb2.StreamEventsResponse(
+                                event=convert.heartbeat_event(task_id, task.organization_id, delivered)
+                            )
+                            continue
+                        sequence, envelope = item
+                        event = convert.event_from_platform(sequence, envelope)
+                        delivered = sequence
+                        yield task_service_pb2.StreamEventsResponse(event=event)
+            except RelayInterrupted:
+                raise _shutting_down(task_id, delivered) from None
+            finally:
+                self._relays.discard(relay)
+
+    def _credentials(self, context: Context) -> Credentials:
+        return resolve_credentials(
+            context.invocation_metadata(),
+            default_api_key=self._default_api_key,
+            default_organization_id=self._default_organization_id,
+        )
+
+
+def _budget(context: Context) -> float | None:
+    """Seconds left before the call's deadline (None without one); DEADLINE_EXCEEDED when none are left."""
+    remaining = context.time_remaining()
+    if remaining is None:
+        return None
+    if remaining <= 0:
+        raise DeadlineExceeded("the call's deadline passed before the platform was called", reason="DEADLINE")
+    return float(remaining)
+
+
+def _heartbeat_seconds(request: task_service_pb2.StreamEventsRequest) -> float | None:
+    if not request.HasField("heartbeat_interval"):
+        return None
+    seconds = request.heartbeat_interval.ToNanoseconds() / 1e9
+    if seconds == 0:
+        return None
+    if seconds < _MIN_HEARTBEAT_SECONDS:
+        problem = f"must be 0 (no heartbeats) or at least {_MIN_HEARTBEAT_SECONDS * 1000:.0f}ms"
+        raise InvalidArgument(
+            f"invalid request: heartbeat_interval {problem}",
+            field_violations=[FieldViolation("heartbeat_interval", problem)],
+        )
+    return seconds
+
+
+def _shutting_down(task_id: str, delivered: int) -> Unavailable:
+    return Unavailable(
+        f"the bridge is shutting down; resume the events of task {task_id} with after_sequence={delivered}",
+        reason="BRIDGE_SHUTTING_DOWN",
+        metadata={"task_id": task_id, "last_sequence": str(delivered)},
+        retry_after=_SHUTDOWN_RETRY_AFTER,
+    )
+
+
+class _RpcErrors:
+    """The one error funnel of every RPC, unary or streaming: a raised error ends the call with its status.
+
+    BridgeErrors keep their code and details; a platform answer the conversions cannot read becomes INTERNAL
+    naming the route; anything else is a bug, logged with its traceback and reported as a bare INTERNAL.
+    Cancellation passes through untouched: a cancelled call must not be answered.
+    """
+
+    __slots__ = ("_context", "_route")
+
+    def __init__(self, context: Context, route: str) -> None:
+        self._context = context
+        self._route = route
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, grpc.aio.AbortError):
+            return
+        error = self._bridge_error(exc)
+        _log.log(
+            logging.INFO if error.code is not grpc.StatusCode.INTERNAL else logging.WARNING,
+            "%s call failed: %s %s",
+            self._route,
+            error.code.name,
+            error.message,
+        )
+        status = rpc_status.to_status(error.to_rpc_status())
+        await self._context.abort(status.code, status.details, status.trailing_metadata)
+
+    def _bridge_error(self, exc: Exception) -> BridgeError:
+        if isinstance(exc, BridgeError):
+            return exc
+        if isinstance(exc, convert.PayloadError):
+            return Internal(
+                f"the platform answered {self._route} with a body the bridge cannot read: {exc}",
+                reason="UPSTREAM_MALFORMED_RESPONSE",
+                metadata={"route": self._route},
+            )
+        _log.error("unexpected error in %s", self._route, exc_info=exc)
+        return Internal(
+            "internal error in the bridge", reason="BRIDGE_INTERNAL", metadata={"route": self._route}
+        )
