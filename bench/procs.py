@@ -1,0 +1,161 @@
+"""Child processes of a benchmark run, each pinned to its cores with `taskset`.
+
+A server child announces itself with one JSON line on stdout carrying `"port"`; other children write one JSON
+document (their figures) to stdout and exit. Every child is stopped by its own pid, never by name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+__all__ = ["PYTHON", "ROOT", "Child", "free_port", "pinned", "run_json", "wait_port"]
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository root."""
+
+PYTHON = sys.executable
+"""The interpreter running the harness (the project's virtual environment)."""
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [str(ROOT), str(ROOT / "generated")]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def pinned(cores: str | None, argv: Sequence[str]) -> list[str]:
+    """`argv` run on `cores` (a taskset list such as "0" or "1"), or unpinned when `cores` is None."""
+    if cores is None or shutil.which("taskset") is None:
+        return list(argv)
+    return ["taskset", "-c", cores, *argv]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    """Wait until something accepts connections on 127.0.0.1:`port`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on port {port} after {timeout}s") from None
+            time.sleep(0.05)
+
+
+class Child:
+    """A long-running child process (a server): started pinned, stopped by pid on exit."""
+
+    def __init__(
+        self, name: str, argv: Sequence[str], cores: str | None, env: dict[str, str] | None = None
+    ) -> None:
+        self.name = name
+        self.argv = pinned(cores, argv)
+        self.env = {**_env(), **(env or {})}
+        self.proc: subprocess.Popen[str] | None = None
+        self.announcement: dict[str, Any] = {}
+        self.log_path = ROOT / "bench" / "results" / f"{name}.log.tmp"
+
+    @property
+    def pid(self) -> int:
+        """The child's process id (the program itself: taskset execs it)."""
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, announce: bool = True, port: int | None = None, timeout: float = 30.0) -> Child:
+        """Start the child; wait for its JSON announcement line, or for `port` to accept connections."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=subprocess.PIPE if announce else log,
+            stderr=log,
+            text=True,
+            env=self.env,
+            cwd=ROOT,
+        )
+        log.close()
+        if announce:
+            assert self.proc.stdout is not None
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"{self.name} exited before announcing: {self.tail()}")
+            self.announcement = json.loads(line)
+        if port is not None:
+            try:
+                wait_port(port, timeout)
+            except TimeoutError:
+                raise RuntimeError(f"{self.name} did not listen on {port}: {self.tail()}") from None
+        return self
+
+    @property
+    def port(self) -> int:
+        """The port the child announced."""
+        return int(self.announcement["port"])
+
+    def tail(self, lines: int = 20) -> str:
+        """The end of the child's stderr log."""
+        try:
+            return "\n".join(self.log_path.read_text().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after `timeout` seconds."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> Child:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def run_json(
+    argv: Sequence[str], cores: str | None, timeout: float, python: str | None = None
+) -> dict[str, Any]:
+    """Run a measuring child to completion and return the JSON document it prints last on stdout."""
+    full = pinned(cores, [python or PYTHON, *argv])
+    done = subprocess.run(full, capture_output=True, text=True, timeout=timeout, env=_env(), cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr[-3000:]}")
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    if not lines:
+        raise RuntimeError(f"{' '.join(argv)} printed nothing: {done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
