@@ -9,9 +9,9 @@ its own caller credentials, unless the caller brings its own platform key:
   instead of the default and the platform checks. `authorization: Bearer` always carries a platform key,
   never a bridge token, so the two cannot be confused.
 
-Health and reflection stay open (probes). A wrong `x-bridge-token` is refused even alongside a platform key, so
-a misconfigured caller finds out at once. `check_exposure` refuses to start on a non-loopback address with a
-default key and no caller authentication unless `allow_unauthenticated` says so.
+Health and reflection stay open (probes). A wrong `x-bridge-token` is refused even alongside a platform key,
+so a misconfigured caller finds out at once. `check_exposure` refuses to start on a non-loopback address
+with a default key and no caller authentication unless `allow_unauthenticated` says so.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class BridgeTokens:
 
     @classmethod
     def parse(cls, text: str, *, separator: str = "\n", source: str = "bridge tokens") -> BridgeTokens:
-        """Tokens from `token` or `name:token` entries split by `separator`; blanks and `#` comments skipped."""
+        """Tokens from `token` or `name:token` entries split by `separator`; skips blanks and `#` comments."""
         entries: list[tuple[str, str]] = []
         for number, raw in enumerate(text.split(separator), start=1):
             entry = raw.strip()
@@ -78,7 +78,9 @@ class BridgeTokens:
                 name, token = f"token{number}", entry
             token = token.strip()
             if len(token) < MIN_TOKEN_CHARS:
-                raise ValueError(f"{source}, entry {number}: a token needs at least {MIN_TOKEN_CHARS} characters")
+                raise ValueError(
+                    f"{source}, entry {number}: a token needs at least {MIN_TOKEN_CHARS} characters"
+                )
             entries.append((name, token))
         return cls(entries)
 

@@ -77,7 +77,9 @@ async def abort(context: Context, error: BridgeError) -> None:
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
-async def _stream_of(behavior: Callable[[Any, Context], Any], request: Any, context: Context) -> AsyncIterator[Any]:
+async def _stream_of(
+    behavior: Callable[[Any, Context], Any], request: Any, context: Context
+) -> AsyncIterator[Any]:
     # A server-streaming behaviour either yields its messages or writes them with `context.write` and returns.
     result = behavior(request, context)
     if inspect.isawaitable(result):
@@ -93,7 +95,7 @@ def wrap_handler(
     unary: Callable[[UnaryBehavior], UnaryBehavior] | None = None,
     stream: Callable[[StreamBehavior], StreamBehavior] | None = None,
 ) -> Handler | None:
-    """`handler` with its unary or server-streaming behaviour replaced by `unary(behavior)` / `stream(behavior)`."""
+    """`handler` with its unary (server-streaming) behaviour replaced by `unary(b)` (`stream(b)`)."""
     if handler is None or handler.request_streaming:
         return handler
     if not handler.response_streaming:

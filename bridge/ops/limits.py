@@ -44,7 +44,7 @@ class Limits:
 def check_create_task_sizes(
     request: task_service_pb2.CreateTaskRequest, *, max_prompt_bytes: int, max_schema_bytes: int
 ) -> None:
-    """Raise INVALID_ARGUMENT when the prompt (UTF-8 bytes) or output schema (serialized bytes) is too large."""
+    """INVALID_ARGUMENT when the prompt (UTF-8 bytes) or output schema (serialized bytes) is too large."""
     violations: list[FieldViolation] = []
     if max_prompt_bytes and len(request.prompt) * 4 > max_prompt_bytes:
         # Only long prompts pay for the encoding: a character is at most four UTF-8 bytes.

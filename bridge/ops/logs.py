@@ -1,6 +1,6 @@
 """Structured logs: one line per RPC, a request id per call, and secrets scrubbed from every line.
 
-`configure_logging` puts one handler on the root logger whose formatter renders JSON or key=value text and then
+`configure_logging` puts one handler on the root logger whose formatter renders JSON or key=value text, then
 redacts it, so whatever any library logs passes through the same scrubbing. Redaction removes the values of
 secret-looking keys (`x-api-key`, `authorization`, `user_oidc_token`, `user_tokens`, `api_key`,
 `client_secret`, ...), bearer tokens, the configured secrets (default key, bridge tokens) and, while a call is
@@ -164,7 +164,9 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 def _timestamp(record: logging.LogRecord) -> str:
-    return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
 
 
 class JsonFormatter(logging.Formatter):
@@ -190,7 +192,7 @@ class ConsoleFormatter(logging.Formatter):
         parts = [_timestamp(record), record.levelname, record.name, record.getMessage()]
         for key, value in _fields(record).items():
             text = str(value)
-            needs_quotes = not text or any(char in text for char in " \"=")
+            needs_quotes = not text or any(char in text for char in ' "=')
             parts.append(f"{key}={json.dumps(text) if needs_quotes else text}")
         line = " ".join(parts)
         if record.exc_info:

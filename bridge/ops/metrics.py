@@ -18,7 +18,15 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from bridge.ops.calls import Context, Handler, StreamBehavior, UnaryBehavior, call_code, split_method, wrap_handler
+from bridge.ops.calls import (
+    Context,
+    Handler,
+    StreamBehavior,
+    UnaryBehavior,
+    call_code,
+    split_method,
+    wrap_handler,
+)
 from xpander.bridge.v1 import events_pb2, task_service_pb2
 
 __all__ = ["BridgeMetrics", "MetricsInterceptor", "MetricsServer"]
@@ -97,7 +105,7 @@ class BridgeMetrics:
         )
 
     def record_upstream(self, route: str, status: int | str, seconds: float) -> None:
-        """Count one platform request on `route` that ended with HTTP `status` (or `error`) after `seconds`."""
+        """Count one platform request on `route` that ended with `status` (HTTP, or `error`) in `seconds`."""
         self.upstream_requests.labels(route=route, status=str(status)).inc()
         self.upstream_duration.labels(route=route).observe(seconds)
 

@@ -59,7 +59,7 @@ class OpsSettings(BaseSettings):
     otlp_endpoint: str | None = Field(
         None,
         validation_alias="BRIDGE_OTLP_ENDPOINT",
-        description="OTLP/gRPC collector, e.g. `http://otel-collector:4317`; the exporter's default when unset.",
+        description="OTLP/gRPC collector, e.g. `http://otel-collector:4317`; exporter default if unset.",
     )
     trace_sample_ratio: float = Field(
         1.0,
@@ -212,7 +212,7 @@ class OpsSettings(BaseSettings):
     health_listen: str | None = Field(
         None,
         validation_alias="BRIDGE_HEALTH_LISTEN",
-        description="Extra plaintext host:port serving only grpc.health.v1, for probes that cannot speak TLS.",
+        description="Extra plaintext host:port serving only grpc.health.v1, for probes that cannot do TLS.",
     )
 
     @field_validator("metrics_listen", "health_listen", "otlp_endpoint")
@@ -244,7 +244,7 @@ class OpsSettings(BaseSettings):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add a flag per `OpsSettings` field (`--metrics-listen`, `--workers`, ...) but secrets, defaulting to unset."""
+    """Add a flag per `OpsSettings` field but secrets (`--metrics-listen`, ...), default unset."""
     group = parser.add_argument_group("operations")
     for name, field in OpsSettings.model_fields.items():
         flag = "--" + name.replace("_", "-")
@@ -256,7 +256,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if kind is SecretStr:
             continue  # secrets only from the environment: a flag would show in the process list
         if kind is bool:
-            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            group.add_argument(
+                flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
         elif kind is int:
             group.add_argument(flag, dest=name, type=int, default=None, help=help_text)
         elif kind is float:
