@@ -103,65 +103,65 @@ class Settings(BaseSettings):
 
     # --- Server -------------------------------------------------------------------------------------------
     listen: Annotated[str, AfterValidator(_valid_listen)] = Field(
-        "127.0.0.1:50051",
+        default="127.0.0.1:50051",
         validation_alias="BRIDGE_LISTEN",
         description="host:port the gRPC server binds; port 0 picks a free port.",
     )
     shutdown_grace: float = Field(
-        10.0,
+        default=10.0,
         ge=0,
         validation_alias="BRIDGE_SHUTDOWN_GRACE",
         description="Seconds in-flight unary calls get to finish on SIGTERM/SIGINT.",
     )
     local_platform: bool = Field(
-        False,
+        default=False,
         validation_alias="BRIDGE_LOCAL_PLATFORM",
         description="Start the embedded local platform in-process and point the bridge at it.",
     )
 
     # --- Platform -----------------------------------------------------------------------------------------
     base_url: str = Field(
-        DEFAULT_BASE_URL,
+        default=DEFAULT_BASE_URL,
         validation_alias="XPANDER_BASE_URL",
         description="The platform's REST base URL; `https://` is added when no scheme is given.",
     )
     organization_id: str | None = Field(
-        None,
+        default=None,
         validation_alias="XPANDER_ORGANIZATION_ID",
         description="Default organization when a call sends no `x-organization-id` metadata.",
     )
     api_key: SecretStr | None = Field(
-        None,
+        default=None,
         validation_alias="XPANDER_API_KEY",
         description="Default platform API key when a call sends none. Never logged.",
     )
     events_base_url: str | None = Field(
-        None,
+        default=None,
         validation_alias="XPANDER_EVENTS_BASE_URL",
         description="Host of the task event streams; derived from the base URL (§1.3) when unset.",
     )
 
     # --- Upstream HTTP ------------------------------------------------------------------------------------
     upstream_connect_timeout: float = Field(
-        5.0,
+        default=5.0,
         gt=0,
         validation_alias="BRIDGE_UPSTREAM_CONNECT_TIMEOUT",
         description="Seconds to open a connection to the platform.",
     )
     upstream_read_timeout: float = Field(
-        60.0,
+        default=60.0,
         gt=0,
         validation_alias="BRIDGE_UPSTREAM_READ_TIMEOUT",
         description="Seconds a unary platform call may take; the gRPC deadline shortens it further.",
     )
     upstream_max_connections: int = Field(
-        100,
+        default=100,
         ge=1,
         validation_alias="BRIDGE_UPSTREAM_MAX_CONNECTIONS",
         description="Size of the connection pool for unary platform calls.",
     )
     upstream_read_retries: int = Field(
-        2,
+        default=2,
         ge=0,
         validation_alias="BRIDGE_UPSTREAM_READ_RETRIES",
         description="Extra attempts of a read (GET) whose connection could not be opened.",
@@ -169,25 +169,25 @@ class Settings(BaseSettings):
 
     # --- Event streams ------------------------------------------------------------------------------------
     stream_max_connections: int = Field(
-        10_000,
+        default=10_000,
         ge=1,
         validation_alias="BRIDGE_STREAM_MAX_CONNECTIONS",
         description="Most concurrent upstream event streams (their own pool, apart from unary calls).",
     )
     sse_reconnect_attempts: int = Field(
-        5,
+        default=5,
         ge=0,
         validation_alias="BRIDGE_SSE_RECONNECT_ATTEMPTS",
         description="Reconnections in a row after the upstream event stream drops, before UNAVAILABLE.",
     )
     sse_backoff_initial: float = Field(
-        0.1,
+        default=0.1,
         gt=0,
         validation_alias="BRIDGE_SSE_BACKOFF_INITIAL",
         description="Seconds before the first reconnection; doubles per attempt, with jitter.",
     )
     sse_backoff_max: float = Field(
-        5.0,
+        default=5.0,
         gt=0,
         validation_alias="BRIDGE_SSE_BACKOFF_MAX",
         description="Longest wait between reconnections, in seconds.",

@@ -1,0 +1,119 @@
+"""Settings: defaults, environment, flags over environment, and the platform URL rules (§1.1 to §1.3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from bridge.config import Settings, events_base_url_for, normalize_base_url, org_in_rest_path, parse_listen
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in Settings.model_fields.values():
+        monkeypatch.delenv(str(name.validation_alias), raising=False)
+
+
+def test_defaults() -> None:
+    settings = Settings()
+    assert settings.listen == "127.0.0.1:50051"
+    assert settings.base_url == "https://inbound.xpander.ai"
+    assert settings.api_key is None
+    assert settings.organization_id is None
+    assert settings.resolved_events_base_url == "https://agent-controller.xpander.ai"
+    assert not settings.org_in_rest_path
+
+
+def test_environment_is_read_and_keywords_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRIDGE_LISTEN", "0.0.0.0:6000")
+    monkeypatch.setenv("XPANDER_BASE_URL", "localhost:9016")
+    monkeypatch.setenv("XPANDER_API_KEY", "k-123")
+    monkeypatch.setenv("XPANDER_ORGANIZATION_ID", "org-1")
+    settings = Settings(listen="127.0.0.1:0")
+    assert settings.listen == "127.0.0.1:0"
+    assert settings.base_url == "https://localhost:9016"
+    assert settings.api_key is not None
+    assert settings.api_key.get_secret_value() == "k-123"
+    assert settings.organization_id == "org-1"
+    assert "k-123" not in repr(settings)
+    assert "k-123" not in str(settings)
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(ValidationError):
+        settings.listen = "127.0.0.1:1"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"listen": "nohost"}, "listen"),
+        ({"base_url": "ftp://x"}, "base_url"),
+        ({"base_url": "https://"}, "base_url"),
+        ({"upstream_read_timeout": 0}, "upstream_read_timeout"),
+        ({"sse_backoff_initial": 2, "sse_backoff_max": 1}, None),
+    ],
+)
+def test_bad_values_are_refused(overrides: dict[str, Any], field: str | None) -> None:
+    with pytest.raises(ValidationError) as error:
+        Settings(**overrides)
+    if field is not None:
+        assert error.value.errors()[0]["loc"] == (field,)
+
+
+def test_blank_key_and_organization_mean_unset() -> None:
+    settings = Settings(api_key=SecretStr("  "), organization_id=" ")
+    assert settings.api_key is None
+    assert settings.organization_id is None
+
+
+@pytest.mark.parametrize(
+    ("given", "normalized"),
+    [
+        ("inbound.xpander.ai", "https://inbound.xpander.ai"),
+        ("http://localhost:8181/", "http://localhost:8181"),
+        ("https://example.com/base/", "https://example.com/base"),
+    ],
+)
+def test_base_url_normalisation(given: str, normalized: str) -> None:
+    assert normalize_base_url(given) == normalized
+
+
+@pytest.mark.parametrize(
+    ("base_url", "with_org"),
+    [
+        ("https://inbound.xpander.ai", False),
+        ("https://agent-controller.xpander.ai", True),
+        ("http://localhost:9016", True),
+        ("http://localhost:8181", False),
+        ("https://example.com/agent-controller/x", True),
+    ],
+)
+def test_org_in_rest_path(base_url: str, with_org: bool) -> None:
+    assert org_in_rest_path(base_url) is with_org
+
+
+@pytest.mark.parametrize(
+    ("base_url", "events"),
+    [
+        ("https://inbound.xpander.ai", "https://agent-controller.xpander.ai"),
+        ("https://inbound.stg.xpander.ai", "https://agent-controller.stg.xpander.ai"),
+        ("http://localhost:8085", "http://localhost:9016"),
+        ("http://127.0.0.1:8085", "http://localhost:9016"),
+        ("http://localhost:8181", "http://localhost:8181"),
+    ],
+)
+def test_events_host(base_url: str, events: str) -> None:
+    assert events_base_url_for(base_url) == events
+
+
+def test_events_override_wins() -> None:
+    settings = Settings(base_url="https://inbound.xpander.ai", events_base_url="events.example.com/")
+    assert settings.resolved_events_base_url == "https://events.example.com"
+
+
+def test_parse_listen_ipv6() -> None:
+    assert parse_listen("[::1]:50051") == ("[::1]", 50051)
