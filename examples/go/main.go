@@ -33,6 +33,15 @@ const demoAgent = "demo-agent"
 // How many events the first stream reads before it is cancelled on purpose.
 const eventsBeforeCancel = 3
 
+// The end user the example's task runs for.
+const userID = "user-42"
+
+// Calls the bridge asks to retry (RetryInfo) are tried this often at most, waiting at most maxRetryWait.
+const (
+	maxAttempts  = 3
+	maxRetryWait = 5 * time.Second
+)
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:50051", "address of the bridge")
 	apiKey := flag.String("api-key", envOr("XPANDER_API_KEY", "local-dev-key"), "platform API key (the local platform accepts any)")
@@ -74,6 +83,9 @@ func run(addr, apiKey string, timeout time.Duration) error {
 	if err := ex.getAndList(task.GetId()); err != nil {
 		return err
 	}
+	if err := ex.listUserTasks(task.GetId()); err != nil {
+		return err
+	}
 	if err := ex.stopLongRunningTask(); err != nil {
 		return err
 	}
@@ -110,7 +122,7 @@ func (ex *example) createTask() (*bridgev1.Task, error) {
 		AgentId: demoAgent,
 		Prompt:  "Summarise the release notes in one line #chunks=4 #delay=0.05",
 		UserDetails: &bridgev1.User{
-			Id:        proto.String("user-42"),
+			Id:        proto.String(userID),
 			Email:     "ada@example.com",
 			FirstName: proto.String("Ada"),
 			LastName:  proto.String("Lovelace"),
@@ -229,6 +241,34 @@ func (ex *example) getAndList(taskID string) error {
 	return nil
 }
 
+// listUserTasks lists the end user's tasks, honouring RetryInfo: when the platform is overloaded or rate
+// limits (UNAVAILABLE, RESOURCE_EXHAUSTED) the bridge says how long to wait before trying again.
+func (ex *example) listUserTasks(taskID string) error {
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := ex.call()
+		listed, err := ex.client.ListTasks(ctx, &bridgev1.ListTasksRequest{UserId: userID})
+		cancel()
+		if err == nil {
+			found := false
+			for _, t := range listed.GetTasks() {
+				found = found || t.GetId() == taskID
+			}
+			emit(fact{"step": "user_tasks", "found": found, "attempts": attempt})
+			return nil
+		}
+		rich := readRichError(err)
+		if rich.RetryDelay == nil || attempt == maxAttempts {
+			return fmt.Errorf("ListTasks for %s: %w", userID, err)
+		}
+		emit(rich.fact("user_tasks_retry"))
+		wait := *rich.RetryDelay
+		if wait > maxRetryWait {
+			wait = maxRetryWait
+		}
+		time.Sleep(wait)
+	}
+}
+
 // stopLongRunningTask starts a task that runs until stopped (`#never`) and stops it.
 func (ex *example) stopLongRunningTask() error {
 	ctx, cancel := ex.call()
@@ -253,7 +293,7 @@ func (ex *example) showRichErrors() error {
 	if err == nil {
 		return errors.New("GetTask of an unknown task succeeded")
 	}
-	emitError("unknown_task", err)
+	emit(readRichError(err).fact("unknown_task"))
 
 	_, err = ex.client.CreateTask(ctx, &bridgev1.CreateTaskRequest{
 		AgentId:  demoAgent,
@@ -263,7 +303,7 @@ func (ex *example) showRichErrors() error {
 	if err == nil {
 		return errors.New("CreateTask with a malformed file URL succeeded")
 	}
-	emitError("bad_file_url", err)
+	emit(readRichError(err).fact("bad_file_url"))
 	return nil
 }
 
@@ -279,14 +319,6 @@ func emitEvent(pass string, event *bridgev1.TaskEvent) {
 		}
 	case *bridgev1.TaskEvent_ToolCall:
 		f["tool"] = payload.ToolCall.GetToolName()
-	}
-	emit(f)
-}
-
-func emitError(name string, err error) {
-	f := fact{"step": "error", "case": name}
-	for k, v := range describeError(err) {
-		f[k] = v
 	}
 	emit(f)
 }

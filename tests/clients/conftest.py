@@ -5,46 +5,75 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import re
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass
 
-import grpc
+import httpx
 import pytest
 
+from bridge.server_cli import READY_MESSAGE
 from tests.clients.facts import ExampleRun
 from tests.clients.toolchain import GO_EXAMPLE, NODE_EXAMPLE, ROOT, go_env, require, run
 
 LANGUAGES = ("node", "go")
 _STARTUP_TIMEOUT = 30.0
+# The line `serve` logs once it accepts calls: READY_MESSAGE, then the platform it talks to.
+_READY = re.compile(re.escape(READY_MESSAGE).replace("%s", r"(\S+?)") + r", platform (\S+)")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+@dataclass(frozen=True)
+class Bridge:
+    """A running bridge: its gRPC address and the URL of its embedded local platform."""
+
+    address: str
+    platform_url: str
+
+
+class _ServeOutput(threading.Thread):
+    """Reads the bridge's output to the end (so the pipe never fills), keeps it, and spots the ready line."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        super().__init__(daemon=True)
+        self._process = process
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        self.bridge: Bridge | None = None
+
+    def run(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            self.lines.append(line)
+            match = _READY.search(line)
+            if match and self.bridge is None:
+                self.bridge = Bridge(address=match.group(1), platform_url=match.group(2))
+                self.ready.set()
+        self.ready.set()  # the process ended: whoever waits learns it now, not at the timeout
 
 
 @pytest.fixture(scope="session")
-def bridge_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`xpander-bridge serve --local-platform` in a child process; its output goes to a log file."""
-    address = f"127.0.0.1:{_free_port()}"
-    log_path = tmp_path_factory.mktemp("bridge") / "bridge.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "serve", "--local-platform", "--listen", address],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+def bridge() -> Iterator[Bridge]:
+    """`xpander-bridge serve --local-platform` as `make run` starts it, on a port the system picks."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "serve", "--local-platform", "--listen", "127.0.0.1:0"],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = _ServeOutput(process)
+    output.start()
     try:
-        _wait_until_serving(process, address, log_path)
-        yield address
+        output.ready.wait(_STARTUP_TIMEOUT)
+        if output.bridge is None:
+            pytest.fail(
+                f"the bridge did not report ready within {_STARTUP_TIMEOUT:.0f}s:\n{''.join(output.lines)}"
+            )
+        yield output.bridge
     finally:
         process.terminate()
         try:
@@ -52,23 +81,7 @@ def bridge_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def _wait_until_serving(process: subprocess.Popen[bytes], address: str, log_path: Path) -> None:
-    deadline = time.monotonic() + _STARTUP_TIMEOUT
-    with grpc.insecure_channel(address) as channel:
-        ready = grpc.channel_ready_future(channel)
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"the bridge exited with {process.returncode}:\n{log_path.read_text()}")
-            try:
-                ready.result(timeout=0.2)
-            except grpc.FutureTimeoutError:
-                continue
-            return
-        ready.cancel()
-    log = log_path.read_text()
-    pytest.fail(f"the bridge did not serve on {address} within {_STARTUP_TIMEOUT:.0f}s:\n{log}")
+        output.join(timeout=5)
 
 
 @pytest.fixture(scope="session")
@@ -92,10 +105,16 @@ def go_example(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 
 @pytest.fixture(scope="session", params=LANGUAGES)
-def example_run(request: pytest.FixtureRequest, bridge_address: str) -> ExampleRun:
-    """One run of an example against the bridge; it must exit 0 and print only JSON lines."""
+def example_run(request: pytest.FixtureRequest, bridge: Bridge) -> ExampleRun:
+    """One run of an example against the bridge; it must exit 0 and print only JSON lines.
+
+    The platform is made to answer the example's first listing of the user's tasks with 503 and a
+    Retry-After, so the run shows UNAVAILABLE with RetryInfo, and the retry that follows it.
+    """
     language: str = request.param
     argv: list[str] = request.getfixturevalue(f"{language}_example")
-    result = run([*argv, "--addr", bridge_address, "--api-key", "local-dev-key"], timeout=60.0)
+    fault = {"route": "list_user_tasks", "status": 503, "times": 1, "retry_after": 1}
+    httpx.post(f"{bridge.platform_url}/_local/faults", json=fault, timeout=10.0).raise_for_status()
+    result = run([*argv, "--addr", bridge.address, "--api-key", "local-dev-key"], timeout=60.0)
     facts = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     return ExampleRun(language, facts)

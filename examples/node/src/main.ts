@@ -9,6 +9,7 @@
  *
  *   node dist/main.js --addr 127.0.0.1:50051 --api-key local-dev-key
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 
 import {
@@ -40,7 +41,7 @@ import {
   type StreamEventsResponse,
   TaskServiceClient,
 } from "./gen/xpander/bridge/v1/task_service.js";
-import { codeName, ERROR_DOMAIN, isServiceError, readRichError } from "./richErrors.js";
+import { codeName, ERROR_DOMAIN, isServiceError, type RichError, readRichError } from "./richErrors.js";
 
 /**
  * The local platform's scripted agent. Directives in the prompt steer it: `#chunks=4` splits the answer
@@ -50,6 +51,13 @@ const DEMO_AGENT = "demo-agent";
 
 /** How many events the first stream reads before it is cancelled on purpose. */
 const EVENTS_BEFORE_CANCEL = 3;
+
+/** The end user the example's task runs for. */
+const USER_ID = "user-42";
+
+/** Calls the bridge asks to retry (RetryInfo) are tried this often at most, waiting at most MAX_RETRY_WAIT_MS. */
+const MAX_ATTEMPTS = 3;
+const MAX_RETRY_WAIT_MS = 5000;
 
 type Fact = Record<string, unknown>;
 
@@ -93,7 +101,7 @@ class Example {
       agentId: DEMO_AGENT,
       prompt: "Summarise the release notes in one line #chunks=4 #delay=0.05",
       userDetails: {
-        id: "user-42",
+        id: USER_ID,
         email: "ada@example.com",
         firstName: "Ada",
         lastName: "Lovelace",
@@ -167,6 +175,27 @@ class Example {
     });
   }
 
+  /**
+   * Lists the end user's tasks, honouring RetryInfo: when the platform is overloaded or rate limits
+   * (UNAVAILABLE, RESOURCE_EXHAUSTED) the bridge says how long to wait before trying again.
+   */
+  async listUserTasks(taskId: string): Promise<void> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        const page = await this.unary(this.client.listTasks, ListTasksRequest.fromPartial({ userId: USER_ID }));
+        emit({ step: "user_tasks", found: page.tasks.some((listed) => listed.id === taskId), attempts: attempt });
+        return;
+      } catch (error) {
+        const rich = isServiceError(error) ? readRichError(error) : undefined;
+        if (rich?.retryDelaySeconds === undefined || attempt === MAX_ATTEMPTS) {
+          throw error;
+        }
+        emit(errorFact("user_tasks_retry", rich));
+        await sleep(Math.min(rich.retryDelaySeconds * 1000, MAX_RETRY_WAIT_MS));
+      }
+    }
+  }
+
   /** Starts a task that runs until stopped (`#never`) and stops it. */
   async stopLongRunningTask(): Promise<void> {
     const created = await this.unary(
@@ -197,26 +226,30 @@ class Example {
       if (!isServiceError(error)) {
         throw error;
       }
-      const rich = readRichError(error);
-      emit({
-        step: "error",
-        case: name,
-        code: rich.code,
-        message: rich.message,
-        error_info: rich.errorInfo && {
-          reason: rich.errorInfo.reason,
-          domain: rich.errorInfo.domain,
-          metadata: rich.errorInfo.metadata,
-          ours: rich.errorInfo.domain === ERROR_DOMAIN,
-        },
-        field_violations: rich.fieldViolations,
-        retry_delay_seconds: rich.retryDelaySeconds,
-        undecoded: rich.undecoded.length > 0 ? rich.undecoded : undefined,
-      });
+      emit(errorFact(name, readRichError(error)));
       return;
     }
     throw new Error(`${name}: the call succeeded`);
   }
+}
+
+/** The error as the example prints it. */
+function errorFact(name: string, rich: RichError): Fact {
+  return {
+    step: "error",
+    case: name,
+    code: rich.code,
+    message: rich.message,
+    error_info: rich.errorInfo && {
+      reason: rich.errorInfo.reason,
+      domain: rich.errorInfo.domain,
+      metadata: rich.errorInfo.metadata,
+      ours: rich.errorInfo.domain === ERROR_DOMAIN,
+    },
+    field_violations: rich.fieldViolations,
+    retry_delay_seconds: rich.retryDelaySeconds,
+    undecoded: rich.undecoded.length > 0 ? rich.undecoded : undefined,
+  };
 }
 
 /**
@@ -290,6 +323,7 @@ async function main(): Promise<void> {
     const last = await example.streamUntilCancelled(task.id);
     await example.resumeStream(task.id, last);
     await example.getAndList(task.id);
+    await example.listUserTasks(task.id);
     await example.stopLongRunningTask();
     await example.showRichErrors();
   } finally {
