@@ -1,6 +1,6 @@
 """Structured logs: one line per RPC, a request id per call, and secrets scrubbed from every line.
 
-`configure_logging` puts one handler on the root logger whose formatter renders JSON or key=value text, then
+`configure_logging` puts one handler on the root logger whose formatter renders JSON or key=value text and
 redacts it, so whatever any library logs passes through the same scrubbing. Redaction removes the values of
 secret-looking keys (`x-api-key`, `authorization`, `user_oidc_token`, `user_tokens`, `api_key`,
 `client_secret`, ...), bearer tokens, the configured secrets (default key, bridge tokens) and, while a call is
@@ -44,7 +44,6 @@ __all__ = [
     "AccessLogInterceptor",
     "ConsoleFormatter",
     "JsonFormatter",
-    "RedactingFormatter",
     "Redactor",
     "call_secrets_var",
     "configure_logging",
@@ -170,23 +169,35 @@ def _timestamp(record: logging.LogRecord) -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line: time, level, logger, message, then every `extra` field."""
+    """One JSON object a line: time, level, logger, message, then every `extra` field; values redacted."""
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self.redactor = redactor or Redactor()
 
     def format(self, record: logging.LogRecord) -> str:
+        # Scrubbed before serializing: scrubbing JSON text could cut through its escapes.
+        redact = self.redactor.redact
         line: dict[str, Any] = {
             "time": _timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
-        line.update(_fields(record))
+        for key, value in _fields(record).items():
+            plain = value is None or isinstance(value, bool | int | float)
+            line[key] = value if plain else redact(str(value))
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+            line["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(line, ensure_ascii=False)
 
 
 class ConsoleFormatter(logging.Formatter):
-    """Readable text: time, level, logger and message, then every `extra` field as key=value."""
+    """Readable text: time, level, logger and message, then every `extra` field as key=value; redacted."""
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self.redactor = redactor or Redactor()
 
     def format(self, record: logging.LogRecord) -> str:
         parts = [_timestamp(record), record.levelname, record.name, record.getMessage()]
@@ -197,19 +208,7 @@ class ConsoleFormatter(logging.Formatter):
         line = " ".join(parts)
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return line
-
-
-class RedactingFormatter(logging.Formatter):
-    """Formats with `inner`, then scrubs the finished line (message, fields and traceback alike)."""
-
-    def __init__(self, inner: logging.Formatter, redactor: Redactor) -> None:
-        super().__init__()
-        self._inner = inner
-        self.redactor = redactor
-
-    def format(self, record: logging.LogRecord) -> str:
-        return self.redactor.redact(self._inner.format(record))
+        return self.redactor.redact(line)
 
 
 def configure_logging(
@@ -221,9 +220,9 @@ def configure_logging(
 ) -> Redactor:
     """Route all logging through one redacting handler on the root logger; returns its `Redactor`."""
     redactor = Redactor(secrets)
-    inner: logging.Formatter = JsonFormatter() if log_format == "json" else ConsoleFormatter()
+    formatter = JsonFormatter(redactor) if log_format == "json" else ConsoleFormatter(redactor)
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(RedactingFormatter(inner, redactor))
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -280,7 +279,7 @@ def _is_map(field: Any) -> bool:
 
 
 def _is_repeated(field: Any) -> bool:
-    return bool(field.label == field.LABEL_REPEATED)
+    return bool(field.is_repeated)
 
 
 def _ids(request: Any, response: Any = None) -> dict[str, str]:

@@ -37,117 +37,119 @@ class OpsSettings(BaseSettings):
 
     # --- Observability ------------------------------------------------------------------------------------
     metrics_listen: str | None = Field(
-        None,
+        default=None,
         validation_alias="BRIDGE_METRICS_LISTEN",
         description="host:port of the Prometheus /metrics endpoint; off when unset. "
         "With several workers, worker i serves on port + i.",
     )
     log_format: Literal["console", "json"] = Field(
-        "console",
+        default="console",
         validation_alias="BRIDGE_LOG_FORMAT",
         description="`json` (one object a line) or `console` (key=value).",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", validation_alias="BRIDGE_LOG_LEVEL", description="Lowest level logged."
+        default="INFO", validation_alias="BRIDGE_LOG_LEVEL", description="Lowest level logged."
     )
     tracing: Literal["off", "otlp", "console"] = Field(
-        "off",
+        default="off",
         validation_alias="BRIDGE_TRACING",
         description="Where spans go: `otlp` (gRPC exporter; OTEL_EXPORTER_OTLP_* apply), `console`, or `off` "
         "(no tracing code runs at all).",
     )
     otlp_endpoint: str | None = Field(
-        None,
+        default=None,
         validation_alias="BRIDGE_OTLP_ENDPOINT",
         description="OTLP/gRPC collector, e.g. `http://otel-collector:4317`; exporter default if unset.",
     )
     trace_sample_ratio: float = Field(
-        1.0,
+        default=1.0,
         ge=0.0,
         le=1.0,
         validation_alias="BRIDGE_TRACE_SAMPLE_RATIO",
         description="Share of new traces sampled; a sampled incoming `traceparent` is always followed.",
     )
     service_name: str = Field(
-        "xpander-bridge",
+        default="xpander-bridge",
         validation_alias="BRIDGE_SERVICE_NAME",
         description="`service.name` of the spans.",
     )
 
     # --- Security -----------------------------------------------------------------------------------------
     tls_cert_file: Path | None = Field(
-        None,
+        default=None,
         validation_alias="BRIDGE_TLS_CERT_FILE",
         description="PEM certificate chain of the gRPC listener; TLS is on when set (with the key).",
     )
     tls_key_file: Path | None = Field(
-        None, validation_alias="BRIDGE_TLS_KEY_FILE", description="PEM private key of the gRPC listener."
+        default=None,
+        validation_alias="BRIDGE_TLS_KEY_FILE",
+        description="PEM private key of the gRPC listener.",
     )
     tls_client_ca_file: Path | None = Field(
-        None,
+        default=None,
         validation_alias="BRIDGE_TLS_CLIENT_CA_FILE",
         description="PEM CA bundle that client certificates are verified against (mTLS).",
     )
     tls_require_client_cert: bool = Field(
-        False,
+        default=False,
         validation_alias="BRIDGE_TLS_REQUIRE_CLIENT_CERT",
         description="Refuse connections without a client certificate signed by the client CA; this then "
         "authenticates callers.",
     )
     upstream_ca_bundle: Path | None = Field(
-        None,
+        default=None,
         validation_alias="BRIDGE_UPSTREAM_CA_BUNDLE",
         description="PEM CA bundle for verifying the platform's certificate, instead of the system's.",
     )
     bridge_tokens_file: Path | None = Field(
-        None,
+        default=None,
         validation_alias="BRIDGE_TOKENS_FILE",
         description="File of caller tokens, one `token` or `name:token` a line (`#` comments).",
     )
     bridge_tokens: SecretStr | None = Field(
-        None,
+        default=None,
         validation_alias="BRIDGE_TOKENS",
         description="Caller tokens, comma-separated `token` or `name:token` entries. Never logged.",
     )
     allow_unauthenticated: bool = Field(
-        False,
+        default=False,
         validation_alias="BRIDGE_ALLOW_UNAUTHENTICATED",
         description="Serve the default platform key to unauthenticated callers on a non-loopback address.",
     )
 
     # --- Limits -------------------------------------------------------------------------------------------
     max_receive_message_bytes: int = Field(
-        4 * _MIB,
+        default=4 * _MIB,
         ge=1024,
         validation_alias="BRIDGE_MAX_RECEIVE_MESSAGE_BYTES",
         description="Largest request message accepted.",
     )
     max_prompt_bytes: int = Field(
-        1 * _MIB,
+        default=1 * _MIB,
         ge=0,
         validation_alias="BRIDGE_MAX_PROMPT_BYTES",
         description="Largest CreateTask prompt (UTF-8 bytes); 0 means no limit.",
     )
     max_schema_bytes: int = Field(
-        256 * 1024,
+        default=256 * 1024,
         ge=0,
         validation_alias="BRIDGE_MAX_SCHEMA_BYTES",
         description="Largest CreateTask output_schema (serialized bytes); 0 means no limit.",
     )
     max_concurrent_calls: int = Field(
-        512,
+        default=512,
         ge=0,
         validation_alias="BRIDGE_MAX_CONCURRENT_CALLS",
         description="Unary calls in progress per process before new ones are shed; 0 means no limit.",
     )
     max_open_streams: int = Field(
-        1024,
+        default=1024,
         ge=0,
         validation_alias="BRIDGE_MAX_OPEN_STREAMS",
         description="StreamEvents calls open per process before new ones are shed; 0 means no limit.",
     )
     shed_retry_after: float = Field(
-        1.0,
+        default=1.0,
         gt=0,
         validation_alias="BRIDGE_SHED_RETRY_AFTER",
         description="Seconds a shed caller is told to wait (RetryInfo).",
@@ -155,62 +157,62 @@ class OpsSettings(BaseSettings):
 
     # --- Connections --------------------------------------------------------------------------------------
     keepalive_time: float = Field(
-        60.0,
+        default=60.0,
         gt=0,
         validation_alias="BRIDGE_KEEPALIVE_TIME",
         description="Seconds of silence on a connection before the server pings the client.",
     )
     keepalive_timeout: float = Field(
-        20.0,
+        default=20.0,
         gt=0,
         validation_alias="BRIDGE_KEEPALIVE_TIMEOUT",
         description="Seconds to wait for the ping's answer before closing the connection.",
     )
     keepalive_min_client_interval: float = Field(
-        10.0,
+        default=10.0,
         gt=0,
         validation_alias="BRIDGE_KEEPALIVE_MIN_CLIENT_INTERVAL",
         description="Shortest interval between client pings tolerated (also without calls).",
     )
     max_connection_idle: float | None = Field(
-        None,
+        default=None,
         gt=0,
         validation_alias="BRIDGE_MAX_CONNECTION_IDLE",
         description="Seconds a connection without calls is kept; forever when unset.",
     )
     max_connection_age: float | None = Field(
-        None,
+        default=None,
         gt=0,
         validation_alias="BRIDGE_MAX_CONNECTION_AGE",
         description="Seconds after which a connection is asked to go away (GOAWAY) so clients rebalance.",
     )
     max_connection_age_grace: float | None = Field(
-        None,
+        default=None,
         gt=0,
         validation_alias="BRIDGE_MAX_CONNECTION_AGE_GRACE",
         description="Seconds calls on an aged connection may still run before it is closed.",
     )
     response_compression: Literal["none", "gzip"] = Field(
-        "none",
+        default="none",
         validation_alias="BRIDGE_RESPONSE_COMPRESSION",
         description="Compression of responses; compressed requests (gzip, deflate) are always accepted.",
     )
 
     # --- Processes ----------------------------------------------------------------------------------------
     workers: int = Field(
-        1,
+        default=1,
         ge=1,
         le=256,
         validation_alias="BRIDGE_WORKERS",
         description="Processes serving the same port (SO_REUSEPORT); the parent supervises them.",
     )
     uvloop: bool = Field(
-        True,
+        default=True,
         validation_alias="BRIDGE_UVLOOP",
         description="Run on uvloop when it is installed.",
     )
     health_listen: str | None = Field(
-        None,
+        default=None,
         validation_alias="BRIDGE_HEALTH_LISTEN",
         description="Extra plaintext host:port serving only grpc.health.v1, for probes that cannot do TLS.",
     )

@@ -1,0 +1,218 @@
+"""Logs: one structured line per RPC with its ids, request ids forwarded upstream, and no secret anywhere."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import grpc
+import httpx
+import pytest
+from google.protobuf import struct_pb2
+
+from bridge.ops.logs import REDACTED, AccessLogInterceptor, Redactor, configure_logging
+from bridge.ops.upstream import upstream_transport
+from tests.ops.support import FixedTaskService, start_server, start_upstream, stub
+from xpander.bridge.v1 import task_pb2, task_service_pb2
+
+DEFAULT_KEY = "xpk-default-0123456789abcdef"
+CALLER_KEY = "xpk-caller-fedcba9876543210"
+BRIDGE_TOKEN = "bridge-token-aaaabbbbccccdddd"
+OIDC_TOKEN = "eyJhbGciOiJSUzI1NiJ9.oidc-payload.signature"
+USER_TOKEN = "ghp_usertoken_1234567890"
+MCP_KEY = "mcp-api-key-0987654321"
+MCP_SECRET = "mcp-client-secret-abcdef"
+SECRETS = (DEFAULT_KEY, CALLER_KEY, BRIDGE_TOKEN, OIDC_TOKEN, USER_TOKEN, MCP_KEY, MCP_SECRET)
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    """Route all logging, JSON formatted, into a buffer; restore the root logger afterwards."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    buffer = io.StringIO()
+    configure_logging("json", "INFO", secrets=[DEFAULT_KEY, BRIDGE_TOKEN], stream=buffer)
+    try:
+        yield buffer
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved_handlers:
+            root.addHandler(handler)
+        root.setLevel(saved_level)
+
+
+def lines(buffer: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]
+
+
+def access_lines(buffer: io.StringIO) -> list[dict[str, object]]:
+    return [line for line in lines(buffer) if line["logger"] == "bridge.access"]
+
+
+def secret_request() -> task_service_pb2.CreateTaskRequest:
+    user_tokens = struct_pb2.Struct()
+    user_tokens.update({"github": USER_TOKEN})
+    return task_service_pb2.CreateTaskRequest(
+        agent_id="agent-7",
+        prompt="hello",
+        user_oidc_token=OIDC_TOKEN,
+        user_tokens=user_tokens,
+        mcp_servers=[task_pb2.MCPServerDetails(api_key=MCP_KEY, client_secret=MCP_SECRET)],
+    )
+
+
+async def test_one_line_per_rpc_with_ids_and_no_secret_in_any_line(captured: io.StringIO) -> None:
+    served = await start_server(interceptors=[AccessLogInterceptor()])
+    try:
+        async with grpc.aio.insecure_channel(served.address) as channel:
+            tasks = stub(channel)
+            await tasks.CreateTask(
+                secret_request(),
+                metadata=(
+                    ("x-api-key", CALLER_KEY),
+                    ("x-bridge-token", BRIDGE_TOKEN),
+                    ("x-request-id", "req-create-1"),
+                ),
+            )
+            await tasks.GetTask(
+                task_service_pb2.GetTaskRequest(task_id="t-9"),
+                metadata=(("authorization", f"Bearer {CALLER_KEY}"),),
+            )
+            with pytest.raises(grpc.aio.AioRpcError):
+                await tasks.GetTask(task_service_pb2.GetTaskRequest(task_id="missing"))
+            events = [
+                e async for e in tasks.StreamEvents(task_service_pb2.StreamEventsRequest(task_id="t-3"))
+            ]
+            assert events
+            # Also a stray line from elsewhere that names the default key outright.
+            logging.getLogger("somewhere").warning("retrying with key %s", DEFAULT_KEY)
+    finally:
+        await served.server.stop(None)
+
+    output = captured.getvalue()
+    assert "creating task from" in output  # the careless line was logged ...
+    for secret in SECRETS:
+        assert secret not in output  # ... and every secret in it scrubbed
+    assert REDACTED in output
+
+    create, get_ok, get_missing, stream = access_lines(captured)
+    assert create["message"] == "rpc"
+    assert create["method"] == "/xpander.bridge.v1.TaskService/CreateTask"
+    assert create["code"] == "OK"
+    assert create["agent_id"] == "agent-7"
+    assert create["task_id"] == "task-new"  # from the response
+    assert create["request_id"] == "req-create-1"
+    assert isinstance(create["duration_ms"], float)
+    assert get_ok["task_id"] == "t-9"
+    assert isinstance(get_ok["request_id"], str)
+    assert len(get_ok["request_id"]) == 32
+    assert get_missing["code"] == "NOT_FOUND"
+    assert stream["code"] == "OK"
+    assert stream["messages"] == len(events)
+    assert stream["task_id"] == "t-3"
+
+
+async def test_health_checks_are_not_logged(captured: io.StringIO) -> None:
+    from grpc_health.v1 import health_pb2
+
+    served = await start_server(interceptors=[AccessLogInterceptor()])
+    try:
+        async with grpc.aio.insecure_channel(served.address) as channel:
+            check = channel.unary_unary(
+                "/grpc.health.v1.Health/Check",
+                request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+                response_deserializer=health_pb2.HealthCheckResponse.FromString,
+            )
+            await check(health_pb2.HealthCheckRequest())
+    finally:
+        await served.server.stop(None)
+    assert access_lines(captured) == []
+
+
+async def test_request_id_is_forwarded_upstream(captured: io.StringIO) -> None:
+    upstream = await start_upstream()
+    async with httpx.AsyncClient(base_url=upstream.url, transport=upstream_transport()) as client:
+        served = await start_server(
+            interceptors=[AccessLogInterceptor()], service=FixedTaskService(upstream=client)
+        )
+        try:
+            async with grpc.aio.insecure_channel(served.address) as channel:
+                await stub(channel).GetTask(
+                    task_service_pb2.GetTaskRequest(task_id="upstream"),
+                    metadata=(("x-request-id", "req-42"),),
+                )
+                await stub(channel).GetTask(task_service_pb2.GetTaskRequest(task_id="upstream"))
+        finally:
+            await served.server.stop(None)
+            await upstream.runner.cleanup()
+    given, generated = upstream.headers
+    assert given["x-request-id"] == "req-42"
+    assert generated["x-request-id"] == access_lines(captured)[1]["request_id"]
+
+
+async def test_unsafe_request_ids_are_replaced(captured: io.StringIO) -> None:
+    served = await start_server(interceptors=[AccessLogInterceptor()])
+    try:
+        async with grpc.aio.insecure_channel(served.address) as channel:
+            await stub(channel).GetTask(
+                task_service_pb2.GetTaskRequest(task_id="t"),
+                metadata=(("x-request-id", "has spaces " + "x" * 200),),
+            )
+    finally:
+        await served.server.stop(None)
+    (line,) = access_lines(captured)
+    assert isinstance(line["request_id"], str)
+    assert len(line["request_id"]) == 32
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "headers={'x-api-key': 'abc123456', 'x-request-id': 'r1'}",
+            "headers={'x-api-key': '[REDACTED]', 'x-request-id': 'r1'}",
+        ),
+        ("('authorization', 'Bearer tok_abcdef')", "('authorization', '[REDACTED]')"),
+        (
+            '{"user_oidc_token": "eyJ.x.y", "prompt": "hi"}',
+            '{"user_oidc_token": "[REDACTED]", "prompt": "hi"}',
+        ),
+        (
+            'user_tokens {\n fields { key: "gh" value { string_value: "x" } }\n}\ntitle: "t"',
+            'user_tokens {[REDACTED]}\ntitle: "t"',
+        ),
+        ('"user_tokens": {"a": {"b": "c"}}, "n": 1', '"user_tokens": {[REDACTED]}, "n": 1'),
+        ("api_key=abcdefgh next=1", "api_key=[REDACTED] next=1"),
+        ('client_secret: "s3cr3t!!"', 'client_secret: "[REDACTED]"'),
+        ("XPANDER_API_KEY=xyz123456", "XPANDER_API_KEY=[REDACTED]"),
+        ("sent Bearer abc.def-ghi to x", "sent Bearer [REDACTED] to x"),
+        ("forgot the password, again", "forgot the password, again"),
+        ('next_page_token: "p-2"', 'next_page_token: "p-2"'),
+    ],
+)
+def test_redactor_patterns(text: str, expected: str) -> None:
+    assert Redactor().redact(text) == expected
+
+
+def test_console_format_renders_fields_as_key_values() -> None:
+    buffer = io.StringIO()
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    try:
+        configure_logging("console", "INFO", secrets=[DEFAULT_KEY], stream=buffer)
+        logging.getLogger("bridge.access").info(
+            "rpc", extra={"method": "/a/B", "code": "OK", "note": "two words"}
+        )
+        logging.getLogger("x").info("key is %s", DEFAULT_KEY)
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved_handlers:
+            root.addHandler(handler)
+        root.setLevel(saved_level)
+    first, second = buffer.getvalue().splitlines()
+    assert first.endswith('INFO bridge.access rpc method=/a/B code=OK note="two words"')
+    assert second.endswith(f"INFO x key is {REDACTED}")
