@@ -45,10 +45,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install client-deps
+pytest: install client-deps sdk-venv
 	$(BIN)/pytest -q
 
-test: install buf-lint check-generated check-client-stubs lint typecheck pytest
+test: install sdk-venv buf-lint check-generated check-client-stubs lint typecheck pytest
 
 run: install
 	$(BIN)/xpander-bridge serve --local-platform --listen 127.0.0.1:50051
@@ -57,7 +57,24 @@ local-platform: install
 	$(BIN)/xpander-bridge local-platform --listen 127.0.0.1:9016
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(SDK_VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# --- The official xpander-sdk (tests/sdk) in a venv of its own: its heavy dependencies clash with ours -------
+
+.PHONY: sdk-venv
+
+SDK_VENV := .venv-sdk
+SDK_STAMP := $(SDK_VENV)/.installed
+
+sdk-venv: $(SDK_STAMP)
+
+# The '*' .gitignore inside keeps the whole venv out of git without touching the project's .gitignore.
+$(SDK_STAMP): tests/sdk/requirements.txt
+	test -x $(SDK_VENV)/bin/python || $(PYTHON) -m venv $(SDK_VENV)
+	echo '*' > $(SDK_VENV)/.gitignore
+	$(SDK_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SDK_VENV)/bin/python -m pip install -q -r tests/sdk/requirements.txt
+	touch $@
 
 # --- Clients in other languages: descriptor set, stubs from buf.gen.yaml, the Go and Node examples ---------
 
