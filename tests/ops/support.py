@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import httpx
 from aiohttp import web
+from google.rpc import status_pb2
 from grpc_health.v1 import health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
@@ -181,3 +182,11 @@ async def start_upstream(status: int = 200) -> Upstream:
 def stub(channel: grpc.aio.Channel) -> task_service_pb2_grpc.TaskServiceAsyncStub:
     """A TaskService stub on `channel`."""
     return task_service_pb2_grpc.TaskServiceStub(channel)
+
+
+def rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
+    """The google.rpc.Status a failed call carried in its trailers."""
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            return status_pb2.Status.FromString(value)
+    raise AssertionError("no rich status in the trailers")
