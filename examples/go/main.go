@@ -58,6 +58,8 @@ func run(addr, apiKey string, timeout time.Duration) error {
 	dialCtx, cancelDial := context.WithTimeout(context.Background(), timeout)
 	defer cancelDial()
 	// Plaintext for a bridge on loopback; use grpc.WithTransportCredentials(credentials.NewTLS(...)) otherwise.
+	// (grpc-go 1.34 and later spell plaintext grpc.WithTransportCredentials(insecure.NewCredentials());
+	// Debian's 1.33 predates that package.)
 	conn, err := grpc.DialContext(dialCtx, addr, grpc.WithInsecure(), grpc.WithBlock())
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", addr, err)
