@@ -68,6 +68,8 @@ def main(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request at INFO; the bridge logs what matters itself.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         settings = settings_from_args(args)
     except ValidationError as error:
