@@ -27,6 +27,7 @@ import grpc
 from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 
+from bridge.ops.auth import caller_var
 from bridge.ops.calls import (
     Context,
     Handler,
@@ -309,7 +310,8 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
     """Sets the call's request id and secrets, and logs one line per RPC when it ends.
 
     The line (logger `bridge.access`, message `rpc`) carries `method`, `code`, `duration_ms`, `request_id`,
-    `peer` and, when the request or response names them, `task_id` and `agent_id`. Health and reflection
+    `peer`, `caller` (when `AuthInterceptor` runs) and, when the request or response names them, `task_id` and
+    `agent_id`. Health and reflection
     calls are not logged: probes would drown everything else.
     """
 
@@ -347,6 +349,9 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
                 "peer": context.peer(),
                 **ids,
             }
+            caller = caller_var.get()
+            if caller is not None:
+                fields["caller"] = caller
             if streamed is not None:
                 fields["messages"] = streamed
             level = logging.WARNING if code in _SERVER_FAULTS else logging.INFO

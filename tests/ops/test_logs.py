@@ -12,6 +12,7 @@ import httpx
 import pytest
 from google.protobuf import struct_pb2
 
+from bridge.ops.auth import AuthInterceptor, BridgeTokens
 from bridge.ops.logs import REDACTED, AccessLogInterceptor, Redactor, configure_logging
 from bridge.ops.upstream import upstream_transport
 from tests.ops.support import FixedTaskService, start_server, start_upstream, stub
@@ -65,7 +66,8 @@ def secret_request() -> task_service_pb2.CreateTaskRequest:
 
 
 async def test_one_line_per_rpc_with_ids_and_no_secret_in_any_line(captured: io.StringIO) -> None:
-    served = await start_server(interceptors=[AccessLogInterceptor()])
+    auth = AuthInterceptor(BridgeTokens.parse(f"ci:{BRIDGE_TOKEN}"), default_key_configured=False)
+    served = await start_server(interceptors=[AccessLogInterceptor(), auth])
     try:
         async with grpc.aio.insecure_channel(served.address) as channel:
             tasks = stub(channel)
@@ -105,6 +107,8 @@ async def test_one_line_per_rpc_with_ids_and_no_secret_in_any_line(captured: io.
     assert create["agent_id"] == "agent-7"
     assert create["task_id"] == "task-new"  # from the response
     assert create["request_id"] == "req-create-1"
+    assert create["caller"] == "token:ci"
+    assert get_ok["caller"] == "platform-key"
     assert isinstance(create["duration_ms"], float)
     assert get_ok["task_id"] == "t-9"
     assert isinstance(get_ok["request_id"], str)
