@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any, NamedTuple, TypeVar
 
 from google.protobuf import struct_pb2
@@ -313,6 +315,14 @@ def _json_object(violations: _Violations, field: str, struct: struct_pb2.Struct)
 
 
 def _schema_problem(schema: dict[str, Any]) -> str | None:
+    # Checking against the meta-schema takes about half a millisecond, and callers tend to send the same
+    # schema with every task: remember verdicts by the schema's canonical text.
+    return _checked_schema_problem(json.dumps(schema, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_schema_problem(canonical: str) -> str | None:
+    schema = json.loads(canonical)
     dialect = schema.get("$schema")
     if dialect is not None and not isinstance(dialect, str):
         return "is not a valid JSON Schema: '$schema' must be a string"
