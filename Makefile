@@ -45,7 +45,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install client-deps sdk-venv
+pytest: install client-deps sdk-venv bench-tools
 	$(BIN)/pytest -q
 
 test: install sdk-venv buf-lint check-generated check-client-stubs lint typecheck pytest
@@ -151,3 +151,22 @@ go-example: go-deps
 
 node-example: node-deps
 	cd examples/node && npm run --silent build
+
+# --- Benchmarks (bench/, README "Performance"): h2load, the bench extra and the SDK venv ------------------------
+
+.PHONY: bench bench-tools
+
+BENCH_STAMP := $(VENV)/.bench-installed
+# e.g. `make bench BENCH_ARGS="--plan full"` (M9 at 100,000 cycles) or BENCH_ARGS=--no-wait
+BENCH_ARGS ?=
+
+# h2load drives the benchmarks; the test suite's harness smoke test needs it too.
+bench-tools:
+	$(call apt_install,nghttp2-client)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	touch $@
+
+bench: install sdk-venv bench-tools $(BENCH_STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -9,6 +9,10 @@ Modes (one JSON document on stdout):
 - `closed`: `--concurrency` workers back to back for `--requests` calls: the maximum rate.
 - `open`: calls started at a fixed `--rate` for `--seconds`, whatever the outstanding ones do: latency.
 - `events`: `--streams` concurrent `burst-<n>` event streams read to the end: events per second.
+- `event-latency`: `--streams` `rate-<hz>-<n>` streams: upstream write -> client latency of each chunk.
+
+`--transport aiohttp` swaps the unary pool's transport for `bridge.platform.transport`'s, to measure that
+proposal with everything else unchanged.
 """
 
 from __future__ import annotations
@@ -18,105 +22,29 @@ import asyncio
 import json
 import sys
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bench.frames import create_task_request
+from bench.loadloop import closed_loop, open_loop
 from bench.loops import LOOPS, LoopKind, run
 from bench.stats import percentiles
 from bridge.convert.create import create_task_to_platform
 from bridge.credentials import Credentials
 from bridge.errors import BridgeError
 from bridge.platform.client import PlatformClient
+from bridge.platform.transport import TransportKind, unary_transport
 
-__all__ = ["closed_loop", "main", "open_loop"]
+__all__ = ["main"]
 
-Call = Callable[[], Awaitable[object]]
-
-
-async def closed_loop(call: Call, requests: int, concurrency: int) -> dict[str, Any]:
-    """`requests` calls by `concurrency` workers back to back."""
-    latencies: list[float] = []
-    errors: Counter[str] = Counter()
-    remaining = requests
-
-    async def worker() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            started = time.perf_counter()
-            try:
-                await call()
-            except (BridgeError, OSError) as error:
-                errors[type(error).__name__] += 1
-                continue
-            latencies.append((time.perf_counter() - started) * 1000)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    seconds = time.perf_counter() - started
-    return {
-        "mode": "closed",
-        "requests": requests,
-        "concurrency": concurrency,
-        "seconds": round(seconds, 3),
-        "req_per_s": round(len(latencies) / seconds, 1),
-        "ok": len(latencies),
-        "errors": dict(errors),
-        "latency_ms": percentiles(latencies).as_dict(),
-    }
+_ERRORS = (BridgeError, OSError)
 
 
-async def open_loop(call: Call, rate: float, seconds: float, warm_up: float = 1.0) -> dict[str, Any]:
-    """Calls started every 1/`rate` s for `seconds` (after `warm_up` s not recorded)."""
-    latencies: list[float] = []
-    errors: Counter[str] = Counter()
-    lateness: list[float] = []
-
-    async def one(record: bool) -> None:
-        started = time.perf_counter()
-        try:
-            await call()
-        except (BridgeError, OSError) as error:
-            errors[type(error).__name__] += 1
-            return
-        if record:
-            latencies.append((time.perf_counter() - started) * 1000)
-
-    total = int((seconds + warm_up) * rate)
-    warm = int(warm_up * rate)
-    tasks: list[asyncio.Task[None]] = []
-    begin = time.perf_counter()
-    for i in range(total):
-        due = begin + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        lateness.append((time.perf_counter() - due) * 1000)
-        tasks.append(asyncio.ensure_future(one(i >= warm)))
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - begin
-    return {
-        "mode": "open",
-        "offered_rate": rate,
-        "achieved_rate": round(total / elapsed, 1),
-        "seconds": round(elapsed, 3),
-        "ok": len(latencies),
-        "errors": dict(errors),
-        "latency_ms": percentiles(latencies).as_dict(),
-        "schedule_lateness_ms": percentiles(lateness).as_dict(),
-    }
-
-
-async def _events(
-    client: PlatformClient, creds: Credentials, streams: int, per_stream: int
-) -> dict[str, Any]:
+async def _events(client: PlatformClient, creds: Credentials, streams: int, count: int) -> dict[str, Any]:
     received = 0
 
     async def one(i: int) -> None:
         nonlocal received
-        async with client.stream_events(f"burst-{per_stream}-{i}", creds) as stream:
+        async with client.stream_events(f"burst-{count}-{i}", creds) as stream:
             async for _sequence, envelope in stream:
                 received += 1
                 if envelope.get("type") == "task_finished":
@@ -134,20 +62,39 @@ async def _events(
     }
 
 
-def _swap_transport(client: PlatformClient, transport: str) -> None:
-    """Replace the unary pool's transport (a measurement of the proposal in bench/transport options)."""
-    if transport == "httpx":
-        return
-    from bridge.platform.transport import TransportKind, unary_transport
+async def _event_latency(
+    client: PlatformClient, creds: Credentials, streams: int, hz: int, count: int
+) -> dict[str, Any]:
+    samples: list[float] = []
 
-    pool = client._unary  # measuring an alternative; the client's own code path is otherwise unchanged
-    kind: TransportKind = "aiohttp" if transport == "aiohttp" else "httpx"
-    pool._transport = unary_transport(kind, max_connections=100)
+    async def one(i: int) -> None:
+        await asyncio.sleep(i / streams / hz)
+        async with client.stream_events(f"rate-{hz}-{count}-{i}", creds) as stream:
+            async for _sequence, envelope in stream:
+                data = envelope.get("data")
+                if isinstance(data, str) and data.startswith("t="):
+                    samples.append((time.time_ns() - int(data[2:])) / 1e6)
+                if envelope.get("type") == "task_finished":
+                    return
+
+    await asyncio.gather(*(one(i) for i in range(streams)))
+    return {
+        "mode": "event-latency",
+        "streams": streams,
+        "hz": hz,
+        "latency_ms": percentiles(samples).as_dict(),
+    }
+
+
+def _swap_transport(client: PlatformClient, kind: TransportKind) -> None:
+    if kind == "httpx":
+        return
+    # Measuring the proposal: only the unary pool's transport changes; the client's code path is the same.
+    client._unary._transport = unary_transport(kind, max_connections=100)
 
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
-    base_url = args.base_url
-    client = PlatformClient(base_url=base_url, events_base_url=base_url, org_in_rest_path=False)
+    client = PlatformClient(base_url=args.base_url, events_base_url=args.base_url, org_in_rest_path=False)
     _swap_transport(client, args.transport)
     creds = Credentials(api_key="bench-key", organization_id=args.organization)
     call_body = create_task_to_platform(create_task_request())
@@ -156,23 +103,26 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         return await client.create_task("demo-agent", call_body.body, call_body.headers, creds)
 
     try:
-        await create()  # open the first connection outside the measurement
+        await create()  # the first connection opens outside the measurement
         if args.mode == "closed":
-            result = await closed_loop(create, args.requests, args.concurrency)
+            result = await closed_loop(create, args.requests, args.concurrency, _ERRORS)
         elif args.mode == "open":
-            result = await open_loop(create, args.rate, args.seconds)
+            result = await open_loop(create, args.rate, args.seconds, _ERRORS)
+        elif args.mode == "events":
+            result = await _events(client, creds, args.streams, args.events)
         else:
-            result = await _events(client, creds, args.streams, args.per_stream)
+            result = await _event_latency(client, creds, args.streams, args.hz, args.events)
     finally:
         await client.aclose()
     result["transport"] = args.transport
+    result["loop"] = args.loop
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m bench.direct`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("closed", "open", "events"))
+    parser.add_argument("mode", choices=("closed", "open", "events", "event-latency"))
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--organization", default="local-org")
     parser.add_argument("--requests", type=int, default=10_000)
@@ -180,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--streams", type=int, default=100)
-    parser.add_argument("--per-stream", type=int, default=1000)
-    parser.add_argument("--transport", default="httpx")
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--hz", type=int, default=10)
+    parser.add_argument("--transport", choices=("httpx", "aiohttp"), default="httpx")
     parser.add_argument("--loop", choices=LOOPS, default="asyncio")
     args = parser.parse_args(argv)
     loop: LoopKind = args.loop

@@ -48,7 +48,7 @@ def unframe(data: bytes) -> list[bytes]:
 
 
 def create_task_request(
-    agent_id: str = "demo-agent", prompt: str = "Say hello"
+    agent_id: str = "demo-agent", prompt: str = "Say hello #chunks=3"
 ) -> task_service_pb2.CreateTaskRequest:
     """The CreateTask request every benchmark sends: a short prompt, events streaming on (as SDK users do)."""
     return task_service_pb2.CreateTaskRequest(agent_id=agent_id, prompt=prompt, events_streaming=True)

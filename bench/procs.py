@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -17,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 __all__ = ["PYTHON", "ROOT", "Child", "free_port", "pinned", "run_json", "wait_port"]
 
@@ -85,12 +86,19 @@ class Child:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, announce: bool = True, port: int | None = None, timeout: float = 30.0) -> Child:
-        """Start the child; wait for its JSON announcement line, or for `port` to accept connections."""
+    def start(
+        self, announce: bool = True, port: int | None = None, timeout: float = 30.0, stdin: bool = False
+    ) -> Child:
+        """Start the child; wait for its JSON announcement line, or for `port` to accept connections.
+
+        With `stdin`, the child's standard input stays open until `finish()` closes it (the child's cue to
+        wrap up and print its last JSON document).
+        """
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("w")
         self.proc = subprocess.Popen(
             self.argv,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE if announce else log,
             stderr=log,
             text=True,
@@ -100,9 +108,10 @@ class Child:
         log.close()
         if announce:
             assert self.proc.stdout is not None
-            line = self.proc.stdout.readline()
+            line = _readline(self.proc.stdout, timeout)
             if not line:
-                raise RuntimeError(f"{self.name} exited before announcing: {self.tail()}")
+                self.stop()
+                raise RuntimeError(f"{self.name} exited or was silent before announcing: {self.tail()}")
             self.announcement = json.loads(line)
         if port is not None:
             try:
@@ -110,6 +119,21 @@ class Child:
             except TimeoutError:
                 raise RuntimeError(f"{self.name} did not listen on {port}: {self.tail()}") from None
         return self
+
+    def finish(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Close the child's stdin, wait for it to exit and return the last JSON document it printed."""
+        assert self.proc is not None
+        try:
+            # Empty input: communicate() closes stdin, the child's cue to finish.
+            out, _ = self.proc.communicate(input="" if self.proc.stdin else None, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise RuntimeError(f"{self.name} did not finish within {timeout}s: {self.tail()}") from None
+        lines = [line for line in out.splitlines() if line.strip()]
+        if self.proc.returncode != 0 or not lines:
+            raise RuntimeError(f"{self.name} failed ({self.proc.returncode}): {self.tail()}")
+        result: dict[str, Any] = json.loads(lines[-1])
+        return result
 
     @property
     def port(self) -> int:
@@ -144,6 +168,12 @@ class Child:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _readline(stream: IO[str], timeout: float) -> str:
+    """One line from `stream`, or "" if none arrives within `timeout` seconds."""
+    ready, _, _ = select.select([stream], [], [], timeout)
+    return stream.readline() if ready else ""
 
 
 def run_json(

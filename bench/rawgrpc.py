@@ -8,13 +8,18 @@ grpc.aio sends them; `idle-…`: task_created, then nothing until the caller can
 `--swallow-cancel` makes StreamEvents return normally when the caller cancels instead of letting
 `CancelledError` propagate; the levers benchmark uses it to show what that does to memory.
 
-Run: `python -m bench.rawgrpc --replay bench/replay.json [--loop uvloop]`; prints `{"port": N}`.
+With `--messages` (written by `python -m bench.streams sample --dump`) it sends the very messages the bridge
+sent, byte for byte; without, it builds equivalent ones from the capture.
+
+Run: `python -m bench.rawgrpc --replay bench/results/replay.json [--messages M] [--loop uvloop]`; prints
+`{"port": N}`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import signal
 import sys
@@ -29,7 +34,7 @@ from google.protobuf import timestamp_pb2
 from bench.loops import LOOPS, LoopKind, run
 from xpander.bridge.v1 import events_pb2, task_pb2, task_service_pb2, task_service_pb2_grpc
 
-__all__ = ["RawTaskService", "build_messages", "main"]
+__all__ = ["RawTaskService", "build_messages", "load_messages", "main"]
 
 
 def _timestamp(text: str) -> timestamp_pb2.Timestamp:
@@ -49,6 +54,20 @@ def _task(data: dict[str, Any]) -> task_pb2.Task:
         task.created_at.CopyFrom(_timestamp(data["created_at"]))
         return task
     return task_from_platform(data)
+
+
+def load_messages(
+    path: Path,
+) -> tuple[task_service_pb2.CreateTaskResponse, list[events_pb2.TaskEvent]]:
+    """The bridge's own CreateTask response and its created, first chunk and finished events."""
+    dumped = json.loads(path.read_text())
+    response = task_service_pb2.CreateTaskResponse.FromString(base64.b64decode(dumped["create"]))
+    events = [
+        task_service_pb2.StreamEventsResponse.FromString(base64.b64decode(item)).event
+        for item in dumped["events"]
+    ]
+    chunk = next(event for event in events if event.type == events_pb2.TASK_EVENT_TYPE_CHUNK)
+    return response, [events[0], chunk, events[-1]]
 
 
 def build_messages(
@@ -172,11 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m bench.rawgrpc`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replay", type=Path, required=True, help="capture written by bench.capture")
+    parser.add_argument("--messages", type=Path, help="responses dumped by `bench.streams sample --dump`")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--loop", choices=LOOPS, default="asyncio")
     parser.add_argument("--swallow-cancel", action="store_true")
     args = parser.parse_args(argv)
-    response, templates = build_messages(json.loads(args.replay.read_text()))
+    if args.messages is not None:
+        response, templates = load_messages(args.messages)
+    else:
+        response, templates = build_messages(json.loads(args.replay.read_text()))
     loop: LoopKind = args.loop
     run(serve(RawTaskService(response, templates, args.swallow_cancel), args.port), loop)
     return 0

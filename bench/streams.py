@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -52,27 +54,33 @@ async def _close(channels: list[grpc.aio.Channel]) -> None:
     await asyncio.gather(*(channel.close() for channel in channels))
 
 
-async def sample(target: str, calls: int) -> dict[str, Any]:
-    """Statuses and sizes of a few calls."""
+async def sample(target: str, calls: int, burst: int) -> dict[str, Any]:
+    """Statuses and sizes of a few calls, and the responses themselves (base64) for `bench.rawgrpc`."""
     channels = _channels(target, 1)
     stub = _stubs(channels)[0]
     codes: Counter[str] = Counter()
     sizes: Counter[int] = Counter()
+    created = b""
     for _ in range(calls):
         try:
             response = await stub.CreateTask(create_task_request(), timeout=10)
             codes["OK"] += 1
             sizes[len(frame(response))] += 1
+            created = response.SerializeToString()
         except grpc.aio.AioRpcError as error:
             codes[error.code().name] += 1
     stream_codes: Counter[str] = Counter()
     events = 0
     stream_bytes = 0
-    call = stub.StreamEvents(task_service_pb2.StreamEventsRequest(task_id="burst-10-sample"), timeout=10)
+    streamed: list[bytes] = []
+    call = stub.StreamEvents(
+        task_service_pb2.StreamEventsRequest(task_id=f"burst-{burst}-sample"), timeout=10
+    )
     try:
         async for event in call:
             events += 1
             stream_bytes += len(frame(event))
+            streamed.append(event.SerializeToString())
         stream_codes["OK"] += 1
     except grpc.aio.AioRpcError as error:
         stream_codes[error.code().name] += 1
@@ -84,6 +92,10 @@ async def sample(target: str, calls: int) -> dict[str, Any]:
         "stream_codes": dict(stream_codes),
         "stream_events": events,
         "stream_frame_bytes": stream_bytes,
+        "responses": {
+            "create": base64.b64encode(created).decode(),
+            "events": [base64.b64encode(item).decode() for item in streamed],
+        },
     }
 
 
@@ -160,6 +172,12 @@ class _Opener:
         self.calls = [call for call in calls if call is not None]
         return time.perf_counter() - started
 
+    async def sample_rss(self, pid: int, every: float, curve: list[tuple[int, float]]) -> None:
+        """Append (streams open, server RSS in MB) every `every` seconds until cancelled."""
+        while True:
+            curve.append((self.codes["OK"], round(rss_bytes(pid) / 2**20, 1)))
+            await asyncio.sleep(every)
+
     async def cancel_all(self) -> None:
         for call in self.calls:
             call.cancel()
@@ -182,9 +200,14 @@ async def open_streams(
     """Open idle streams, report, hold, cancel."""
     opener = _Opener(target, channels_n)
     rss_before = rss_bytes(pid) if pid else 0
+    curve: list[tuple[int, float]] = []
+    sampler = asyncio.ensure_future(opener.sample_rss(pid, 0.5, curve)) if pid else None
     seconds = await opener.open_many(streams, rate)
     await asyncio.sleep(1.0)
+    if sampler is not None:
+        sampler.cancel()
     rss_open = rss_bytes(pid) if pid else 0
+    curve.append((opener.codes["OK"], round(rss_open / 2**20, 1)))
     opened = {
         "streams": streams,
         "opened": len(opener.calls),
@@ -194,6 +217,7 @@ async def open_streams(
         "first_event_ms": percentiles(opener.first_event_ms).as_dict(),
         "server_rss_before_mb": round(rss_before / 2**20, 1),
         "server_rss_open_mb": round(rss_open / 2**20, 1),
+        "server_rss_curve": curve,
     }
     print(json.dumps({"ready": True, **opened}), flush=True)
     await _wait_stdin_closed(hold)
@@ -250,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", choices=LOOPS, default="uvloop")
     parser.add_argument("--channels", type=int, default=4)
     parser.add_argument("--calls", type=int, default=5)
+    parser.add_argument("--burst", type=int, default=10, help="chunks in the sampled stream")
+    parser.add_argument("--dump", type=Path, help="sample: write the responses here (base64 JSON)")
     parser.add_argument("--streams", type=int, default=100)
     parser.add_argument("--hz", type=int, default=10)
     parser.add_argument("--events", type=int, default=100)
@@ -263,7 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     loop: LoopKind = args.loop
     result: dict[str, Any]
     if args.command == "sample":
-        result = run(sample(args.target, args.calls), loop)
+        result = run(sample(args.target, args.calls, args.burst), loop)
+        responses = result.pop("responses")
+        if args.dump is not None:
+            args.dump.write_text(json.dumps(responses))
     elif args.command == "latency":
         result = run(latency(args.target, args.streams, args.hz, args.events, args.channels), loop)
     elif args.command == "open":
