@@ -1,4 +1,4 @@
-"""The benchmark harness runs end to end on a tiny load and reports every figure (`make bench` runs it big)."""
+"""The benchmark harness runs end to end on a tiny load and reports every figure (`make bench`: full size)."""
 
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ def test_a_request_frame_is_one_length_prefixed_message() -> None:
 
 @pytest.mark.skipif(shutil.which("h2load") is None, reason="h2load (Debian nghttp2-client) is not installed")
 def test_the_harness_measures_every_figure_on_a_tiny_load(tmp_path: Path) -> None:
+    argv = ["-m", "bench.run", "--plan", "smoke", "--out", str(tmp_path), "--no-wait", "--no-plots"]
     done = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--plan", "smoke", "--out", str(tmp_path), "--no-wait", "--no-plots"],
+        [sys.executable, *argv],
         cwd=ROOT,
         capture_output=True,
         text=True,
