@@ -39,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="default delay per scripted agent step",
     )
     parser.add_argument(
+        "--no-uvloop",
+        action="store_true",
+        help="run on asyncio's own event loop even when uvloop is installed",
+    )
+    parser.add_argument(
         "--max-finished-tasks",
         type=int,
         default=10_000,
@@ -57,7 +62,7 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 def main(args: argparse.Namespace) -> int:
     """Run the platform in the foreground; 0 after a clean stop, 2 on bad arguments, 1 if it cannot listen."""
-    import asyncio
+    from bridge.ops.eventloop import run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("bridge.localplatform")
@@ -76,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     try:
-        asyncio.run(_serve(platform, host, port, log))
+        run(_serve(platform, host, port, log), use_uvloop=not args.no_uvloop)
     except OSError as exc:
         log.error("cannot listen on %s: %s", args.listen, exc)
         return 1

@@ -99,7 +99,7 @@ class LocalPlatform:
         self._state = self._runner = None
         self._url = None
         state.closing = True
-        await state.lifecycle.shutdown()
+        state.lifecycle.shutdown()
         for record in state.store:
             record.log.wake()  # readers waiting for events see `closing` and end their streams
         await runner.cleanup()

@@ -8,6 +8,7 @@ from typing import Any
 
 from bridge.localplatform.agents import BuiltinAgent
 from bridge.localplatform.eventlog import EventLog
+from bridge.localplatform.script import Step
 from bridge.localplatform.tasks import list_item, matches
 from bridge.localplatform.wire import dumps
 
@@ -15,9 +16,20 @@ __all__ = ["TaskRecord", "TaskStore"]
 
 
 class TaskRecord:
-    """One task: its Task JSON, its event log and the asyncio task playing its current run."""
+    """One task: its Task JSON, its event log and where its current run stands."""
 
-    __slots__ = ("_json", "agent", "log", "run", "run_started", "runner", "task", "updated_at")
+    __slots__ = (
+        "_json",
+        "agent",
+        "log",
+        "next_step",
+        "run",
+        "run_started",
+        "steps",
+        "task",
+        "timer",
+        "updated_at",
+    )
 
     def __init__(self, task: dict[str, Any], agent: BuiltinAgent) -> None:
         self.task = task
@@ -25,7 +37,9 @@ class TaskRecord:
         self.log = EventLog()
         self.run = 0
         self.run_started = 0.0
-        self.runner: asyncio.Task[None] | None = None
+        self.steps: list[Step] = []
+        self.next_step = 0
+        self.timer: asyncio.Handle | None = None  # the pending step, None once the run holds or ended
         self.updated_at: str = task["created_at"]
         self._json: bytes | None = None
 

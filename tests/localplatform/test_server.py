@@ -141,9 +141,12 @@ async def _start_cli(*args: str) -> asyncio.subprocess.Process:
     )
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-async def test_cli_logs_its_url_serves_and_stops_on_signal(signum: signal.Signals) -> None:
-    process = await _start_cli("--listen", "127.0.0.1:0", "--api-key", "k", "--organization-id", "cli-org")
+@pytest.mark.parametrize(("signum", "loop_flags"), [(signal.SIGTERM, []), (signal.SIGINT, ["--no-uvloop"])])
+async def test_cli_logs_its_url_serves_and_stops_on_signal(
+    signum: signal.Signals, loop_flags: list[str]
+) -> None:
+    flags = ["--listen", "127.0.0.1:0", "--api-key", "k", "--organization-id", "cli-org", *loop_flags]
+    process = await _start_cli(*flags)
     assert process.stderr is not None
     async with asyncio.timeout(20):
         line = (await process.stderr.readline()).decode()
