@@ -1,7 +1,8 @@
 """The HTTP transport under the platform client: metrics, a span and trace/request-id headers per request.
 
 The platform client builds its `httpx.AsyncClient` with `transport=upstream_transport(...)` and names each
-request's route in its extensions (`extensions={"route": "create_task"}`); requests without one are counted
+request's route in its extensions (`extensions={"bridge.route": "create_task"}`, which the platform client
+does); requests without one are counted
 under `other`, never under their URL, whose ids would grow the label set. Latency is measured to the response
 headers, which for an event stream is the time to connect.
 """
@@ -21,7 +22,7 @@ from bridge.ops.tracing import Tracing
 
 __all__ = ["ROUTE_EXTENSION", "ObservedTransport", "upstream_transport"]
 
-ROUTE_EXTENSION = "route"
+ROUTE_EXTENSION = "bridge.route"
 """Key of `httpx.Request.extensions` naming the platform route (e.g. `create_task`, `task_events`)."""
 
 _UNNAMED_ROUTE = "other"

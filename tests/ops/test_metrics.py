@@ -8,7 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.ops.metrics import BridgeMetrics, MetricsServer
-from bridge.ops.upstream import upstream_transport
+from bridge.ops.upstream import ROUTE_EXTENSION, upstream_transport
 from tests.ops.support import FixedTaskService, start_server, start_upstream, stub
 from xpander.bridge.v1 import task_service_pb2
 
@@ -123,7 +123,7 @@ async def test_upstream_transport_failures_are_counted_as_errors() -> None:
     # A port nothing listens on: the connection is refused, no response comes.
     async with httpx.AsyncClient(transport=upstream_transport(metrics=metrics)) as client:
         with pytest.raises(httpx.ConnectError):
-            await client.get("http://127.0.0.1:9/tasks/x", extensions={"route": "get_task"})
+            await client.get("http://127.0.0.1:9/tasks/x", extensions={ROUTE_EXTENSION: "get_task"})
         with pytest.raises(httpx.ConnectError):
             await client.get("http://127.0.0.1:9/whatever/x")
     scraped = samples(metrics.exposition().decode())
