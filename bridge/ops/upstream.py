@@ -1,10 +1,9 @@
 """The HTTP transport under the platform client: metrics, a span and trace/request-id headers per request.
 
 The platform client builds its `httpx.AsyncClient` with `transport=upstream_transport(...)` and names each
-request's route in its extensions (`extensions={"bridge.route": "create_task"}`, which the platform client
-does); requests without one are counted
-under `other`, never under their URL, whose ids would grow the label set. Latency is measured to the response
-headers, which for an event stream is the time to connect.
+request's route in its extensions (`extensions={"bridge.route": "create_task"}`, as the platform client does).
+Requests without one are counted under `other`, never under their URL, whose ids would grow the label set.
+Latency is measured to the response headers, which for an event stream is the time to connect.
 """
 
 from __future__ import annotations
