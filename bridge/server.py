@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +52,7 @@ class BridgeServer:
 
     `interceptors`, `options` and `server_credentials` go to the grpc.aio server (TLS when credentials are
     given); `http_transport` / `stream_transport` replace the platform client's httpx transports (e.g. to
-    measure upstream calls).
+    measure upstream calls); `on_stream_reconnect` is called at each reconnection of an upstream event stream.
     """
 
     def __init__(
@@ -64,6 +64,7 @@ class BridgeServer:
         server_credentials: grpc.ServerCredentials | None = None,
         http_transport: httpx.AsyncBaseTransport | None = None,
         stream_transport: httpx.AsyncBaseTransport | None = None,
+        on_stream_reconnect: Callable[[], object] | None = None,
     ) -> None:
         self._settings = settings
         self._interceptors = tuple(interceptors)
@@ -71,6 +72,7 @@ class BridgeServer:
         self._server_credentials = server_credentials
         self._http_transport = http_transport
         self._stream_transport = stream_transport
+        self._on_stream_reconnect = on_stream_reconnect
         self._local_platform: LocalPlatform | None = None
         self._platform: PlatformClient | None = None
         self._server: grpc.aio.Server | None = None
@@ -116,6 +118,7 @@ class BridgeServer:
                 initial_backoff=settings.sse_backoff_initial,
                 max_backoff=settings.sse_backoff_max,
             ),
+            on_stream_reconnect=self._on_stream_reconnect,
         )
         server = grpc.aio.server(interceptors=self._interceptors, options=self._options)
         task_service_pb2_grpc.add_TaskServiceServicer_to_server(self._service, server)
@@ -159,8 +162,10 @@ class BridgeServer:
             if self._server is not None:
                 await self._server.stop(grace)
         finally:
-            await self._release()
-            self._stopping.set_result(None)
+            try:
+                await self._release()
+            finally:
+                self._stopping.set_result(None)
 
     async def _release(self) -> None:
         if self._platform is not None:

@@ -8,7 +8,7 @@ HTTP through `bridge.platform`, paging through `bridge.paging`. Every failure fu
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, Final
 
@@ -39,6 +39,8 @@ SERVICE_NAME: Final = task_service_pb2.DESCRIPTOR.services_by_name["TaskService"
 """`xpander.bridge.v1.TaskService`."""
 
 _MIN_HEARTBEAT_SECONDS = 0.01
+# Failures that point at the platform or the bridge rather than at the caller's request.
+_WORTH_A_WARNING = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN})
 # Seconds a client is told to wait before resuming elsewhere when this server shuts down.
 _SHUTDOWN_RETRY_AFTER = 1.0
 
@@ -55,8 +57,10 @@ class TaskService(task_service_pb2_grpc.TaskServiceServicer):
         default_api_key: str | None = None,
         default_organization_id: str | None = None,
         reconnect_policy: ReconnectPolicy | None = None,
+        on_stream_reconnect: Callable[[], object] | None = None,
     ) -> None:
         self._platform = platform
+        self._on_stream_reconnect = on_stream_reconnect
         self._default_api_key = default_api_key
         self._default_organization_id = default_organization_id
         self._reconnect_policy = reconnect_policy or ReconnectPolicy()
@@ -159,6 +163,7 @@ class TaskService(task_service_pb2_grpc.TaskServiceServicer):
                 creds,
                 after_sequence=delivered,
                 policy=self._reconnect_policy,
+                on_reconnect=self._on_stream_reconnect,
             )
             relay: EventRelay[tuple[int, dict[str, Any]]] = EventRelay(events, heartbeat_interval=heartbeat)
             self._relays.add(relay)
@@ -250,7 +255,7 @@ class _RpcErrors:
             return
         error = self._bridge_error(exc)
         _log.log(
-            logging.INFO if error.code is not grpc.StatusCode.INTERNAL else logging.WARNING,
+            logging.WARNING if error.code in _WORTH_A_WARNING else logging.DEBUG,
             "%s call failed: %s %s",
             self._route,
             error.code.name,

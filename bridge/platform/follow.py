@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -60,8 +60,12 @@ async def follow_task_events(
     *,
     after_sequence: int = 0,
     policy: ReconnectPolicy | None = None,
+    on_reconnect: Callable[[], object] | None = None,
 ) -> AsyncGenerator[tuple[int, dict[str, Any]], None]:
-    """Every `(sequence, envelope)` of the task's stream after `after_sequence`, once each, to the end."""
+    """Every `(sequence, envelope)` of the task's stream after `after_sequence`, once each, to the end.
+
+    `on_reconnect` is called before each reconnection after a drop (e.g. to count them).
+    """
     policy = policy or ReconnectPolicy()
     delivered = after_sequence
     failures = 0
@@ -126,6 +130,8 @@ async def follow_task_events(
             delay,
         )
         await asyncio.sleep(delay)
+        if on_reconnect is not None:
+            on_reconnect()
 
 
 def _exhausted(task_id: str, delivered: int, policy: ReconnectPolicy, cause: BridgeError) -> Unavailable:

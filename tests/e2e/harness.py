@@ -138,15 +138,22 @@ def bridge_settings(platform: LocalPlatform, **overrides: Any) -> Settings:
 async def bridge_stack(
     *,
     platform_options: Mapping[str, Any] | None = None,
+    server_options: Mapping[str, Any] | None = None,
     **settings_overrides: Any,
 ) -> AsyncIterator[Stack]:
-    """Start a local platform, a bridge on it and a channel; stop all three on exit."""
+    """Start a local platform, a bridge on it and a channel; stop all three on exit.
+
+    `platform_options` go to LocalPlatform, `server_options` to BridgeServer (interceptors, transports, ...),
+    the other keywords override Settings fields.
+    """
     options = {"step_delay": 0.005, "keepalive_interval": 0.2, **(platform_options or {})}
     async with LocalPlatform(**options) as platform:
         control = PlatformControl(platform.url)
         try:
             async with (
-                BridgeServer(bridge_settings(platform, **settings_overrides)) as bridge,
+                BridgeServer(
+                    bridge_settings(platform, **settings_overrides), **(server_options or {})
+                ) as bridge,
                 grpc.aio.insecure_channel(bridge.address) as channel,
             ):
                 stub = task_service_pb2_grpc.TaskServiceStub(channel)

@@ -34,17 +34,21 @@ async def test_after_sequence_sends_only_later_events(stack: Stack) -> None:
     assert await stack.stream(task_id, after_sequence=10_000) == []
 
 
-async def test_a_dropped_upstream_is_reconnected_without_gap_or_duplicate(stack: Stack) -> None:
-    task_id = (await stack.create("slow enough to drop mid-run #delay=0.02 #chunks=6")).task.id
-    await stack.control.fault("task_events", drop_after_events=3)
-    await stack.control.fault("task_events", drop_after_events=2)
-    interrupted = await stack.stream(task_id)
-    clean = await stack.stream(task_id)
+async def test_a_dropped_upstream_is_reconnected_without_gap_or_duplicate() -> None:
+    reconnects: list[None] = []
+    async with bridge_stack(server_options={"on_stream_reconnect": lambda: reconnects.append(None)}) as stack:
+        task_id = (await stack.create("slow enough to drop mid-run #delay=0.02 #chunks=6")).task.id
+        await stack.control.fault("task_events", drop_after_events=3)
+        await stack.control.fault("task_events", drop_after_events=2)
+        interrupted = await stack.stream(task_id)
+        clean = await stack.stream(task_id)
+        connections = await stack.control.requests("task_events")
     assert summary(interrupted) == summary(clean)
     assert [m.event.sequence for m in interrupted] == list(range(1, len(clean) + 1))
     assert interrupted[-1].event.type == FINISHED
     # Three upstream connections for the interrupted stream (two drops), one for the clean one.
-    assert await stack.control.requests("task_events") == {"200": 4}
+    assert connections == {"200": 4}
+    assert len(reconnects) == 2
 
 
 async def test_exhausted_reconnections_end_with_unavailable_and_the_client_resumes(stack: Stack) -> None:
