@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import grpc
 import pytest
 
 from tests.e2e.harness import PlatformControl, Stack, bridge_stack
@@ -15,6 +16,12 @@ async def stack() -> AsyncIterator[Stack]:
     """A running local platform, a bridge pointed at it and a grpc.aio channel to the bridge."""
     async with bridge_stack() as running:
         yield running
+
+
+@pytest.fixture
+def channel(stack: Stack) -> grpc.aio.Channel:
+    """The grpc.aio channel to the stack's bridge."""
+    return stack.channel
 
 
 @pytest.fixture
