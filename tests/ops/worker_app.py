@@ -36,7 +36,9 @@ def serve(worker: Worker) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        print(f"ready {os.getpid()}", flush=True)
+        # One write per line: print() writes the text and the newline apart, and two workers share the pipe.
+        sys.stdout.write(f"ready {os.getpid()}\n")
+        sys.stdout.flush()
         await stop.wait()
         await server.stop(1.0)
         return 0
