@@ -11,7 +11,9 @@ its own caller credentials, unless the caller brings its own platform key:
 
 Health and reflection stay open (probes). A wrong `x-bridge-token` is refused even alongside a platform key,
 so a misconfigured caller finds out at once. `check_exposure` refuses to start on a non-loopback address
-with a default key and no caller authentication unless `allow_unauthenticated` says so.
+with a default key and no caller authentication unless `allow_unauthenticated` says so. What it lets start
+without any caller authentication configured (a loopback listener, or `allow_unauthenticated`) serves every
+caller: there would be no credential to ask for.
 """
 
 from __future__ import annotations
@@ -178,7 +180,14 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         allow_unauthenticated: bool = False,
     ) -> None:
         self._tokens = tokens
-        self._required = default_key_configured and not client_cert_required and not allow_unauthenticated
+        # Without tokens there is nothing a caller could present: the start-up check has then already
+        # decided that this listener may lend the default key (loopback, or explicitly allowed).
+        self._required = (
+            default_key_configured
+            and len(tokens) > 0
+            and not client_cert_required
+            and not allow_unauthenticated
+        )
         self._open_as = "mtls" if client_cert_required else "open"
 
     def _decide(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> tuple[str | None, str]:
