@@ -121,8 +121,15 @@ class Operations:
             return server.add_insecure_port(address)
         return server.add_secure_port(address, credentials)
 
-    def upstream_transport(self, **transport_options: Any) -> httpx.AsyncBaseTransport:
-        """The platform client's HTTP transport: verified TLS, metrics, spans and request-id forwarding."""
+    def upstream_transport(
+        self, inner: httpx.AsyncBaseTransport | None = None, **transport_options: Any
+    ) -> httpx.AsyncBaseTransport:
+        """The platform client's HTTP transport: verified TLS, metrics, spans and request-id forwarding.
+
+        httpx's own transport with `transport_options` (e.g. `limits=`), or `inner` observed as it is.
+        """
+        if inner is not None:
+            return upstream_transport(metrics=self.metrics, tracing=self.tracing, inner=inner)
         return upstream_transport(
             verify=upstream_verify(self.settings.upstream_ca_bundle),
             metrics=self.metrics,

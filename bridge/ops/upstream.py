@@ -79,12 +79,17 @@ def upstream_transport(
     verify: ssl.SSLContext | bool = True,
     metrics: BridgeMetrics | None = None,
     tracing: Tracing | None = None,
+    inner: httpx.AsyncBaseTransport | None = None,
     **transport_options: Any,
 ) -> httpx.AsyncBaseTransport:
     """An `httpx.AsyncHTTPTransport(verify=..., **transport_options)` (e.g. `limits=`), observed.
 
     Pass it as `httpx.AsyncClient(transport=...)`; the client's own `verify` and `limits` are then unused, so
-    give them here.
+    give them here. `inner` observes another transport instead (e.g. aiohttp's), which brings its own TLS
+    verification and pool limits: `verify` and `transport_options` must then be left out.
     """
-    inner = httpx.AsyncHTTPTransport(verify=verify, **transport_options)
+    if inner is None:
+        inner = httpx.AsyncHTTPTransport(verify=verify, **transport_options)
+    elif transport_options or verify is not True:
+        raise TypeError("verify and transport options apply to httpx's own transport, not to a given one")
     return ObservedTransport(inner, metrics=metrics, tracing=tracing)
