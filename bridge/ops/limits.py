@@ -34,7 +34,7 @@ __all__ = ["Limits", "LimitsInterceptor", "check_create_task_sizes"]
 class Limits:
     """The limits in force; 0 means no limit."""
 
-    max_concurrent_calls: int = 512
+    max_concurrent_calls: int = 100
     max_open_streams: int = 1024
     max_prompt_bytes: int = 1024 * 1024
     max_schema_bytes: int = 256 * 1024

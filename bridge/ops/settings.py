@@ -137,10 +137,12 @@ class OpsSettings(BaseSettings):
         description="Largest CreateTask output_schema (serialized bytes); 0 means no limit.",
     )
     max_concurrent_calls: int = Field(
-        default=512,
+        default=100,
         ge=0,
         validation_alias="BRIDGE_MAX_CONCURRENT_CALLS",
-        description="Unary calls in progress per process before new ones are shed; 0 means no limit.",
+        description="Unary calls in progress per process before new ones are shed; 0 means no limit. Each "
+        "holds an upstream connection: keep it at most `upstream_max_connections`, or calls beyond the pool "
+        "wait for a connection instead of being shed.",
     )
     max_open_streams: int = Field(
         default=1024,
