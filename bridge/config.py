@@ -1,18 +1,23 @@
 """The bridge's settings: one typed, frozen object read once from flags and environment variables.
 
-Fields are grouped by concern (server, platform, upstream HTTP, event streams). Each field names its
-environment variable in `validation_alias`; flags given to `xpander-bridge serve` are passed as keyword
-arguments and win over the environment. To add a setting, add a field to the right group with its alias and a
-description: the README's settings table lists the same names.
+Fields are grouped by concern (server, platform, upstream HTTP, event streams); the operational ones
+(observability, TLS and caller auth, limits, connections, processes) come from
+`bridge.ops.settings.OpsSettings`, which `Settings` extends, so one object carries everything under flat
+`BRIDGE_*` / `XPANDER_*` names. Each field names its environment variable in `validation_alias`; flags given
+to `xpander-bridge serve` are passed as keyword arguments and win over the environment. To add a setting, add
+a field to the right group with its alias and a description: the README's settings tables list the same
+names (a test checks).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from bridge.ops.settings import OpsSettings
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -89,7 +94,7 @@ def _valid_listen(value: str) -> str:
     return value.strip()
 
 
-class Settings(BaseSettings):
+class Settings(OpsSettings):
     """Everything the bridge reads at start-up. Immutable; derive variants with `model_copy(update=...)`."""
 
     model_config = SettingsConfigDict(
@@ -166,6 +171,12 @@ class Settings(BaseSettings):
         validation_alias="BRIDGE_UPSTREAM_READ_RETRIES",
         description="Extra attempts of a read (GET) whose connection could not be opened.",
     )
+    upstream_http: Literal["httpx", "aiohttp"] = Field(
+        default="httpx",
+        validation_alias="BRIDGE_UPSTREAM_HTTP",
+        description="Connection pool under the platform client: httpx's own (`httpx`) or aiohttp's "
+        "(`aiohttp`, without `upstream_ca_bundle`).",
+    )
 
     # --- Event streams ------------------------------------------------------------------------------------
     stream_max_connections: int = Field(
@@ -217,6 +228,14 @@ class Settings(BaseSettings):
     def _backoff_bounds(self) -> Settings:
         if self.sse_backoff_max < self.sse_backoff_initial:
             raise ValueError("sse_backoff_max must be at least sse_backoff_initial")
+        return self
+
+    @model_validator(mode="after")
+    def _aiohttp_cannot_take_a_ca_bundle(self) -> Settings:
+        # The aiohttp transport verifies against the system CAs only; silently ignoring a private CA would
+        # turn a working configuration into certificate failures, or worse, hide which CA is trusted.
+        if self.upstream_http == "aiohttp" and self.upstream_ca_bundle is not None:
+            raise ValueError("upstream_ca_bundle needs upstream_http=httpx")
         return self
 
     @property
