@@ -1,9 +1,14 @@
-"""The gRPC server: TaskService, health checking, server reflection, and a graceful shutdown.
+"""The gRPC server: TaskService, health checking, server reflection, operations, and a graceful shutdown.
 
 `BridgeServer` wires everything in one place. It is also the in-process API tests and tools use:
 
     async with BridgeServer(Settings(listen="127.0.0.1:0", ...)) as server:
         channel = grpc.aio.insecure_channel(server.address)
+
+The operational parts (`bridge.ops.runtime.Operations`) come from the same settings: the start-up exposure
+check, interceptors (tracing, access log, metrics, caller auth, limits), server options and compression, TLS
+or mTLS on the listener, the observed upstream transports (verified TLS, metrics, spans, request ids), and
+the metrics and probe listeners.
 
 Shutdown (`stop()`, or SIGTERM/SIGINT under `xpander-bridge serve`): health turns NOT_SERVING, open event
 streams end with UNAVAILABLE (naming the sequence to resume after), new calls are refused, and in-flight unary
@@ -25,16 +30,20 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 from pydantic import SecretStr
 
-from bridge.config import Settings
+from bridge.config import Settings, parse_listen
+from bridge.ops.runtime import Operations
+from bridge.ops.tracing import Tracing
+from bridge.ops.workers import Worker
 from bridge.platform.client import PlatformClient
 from bridge.platform.follow import ReconnectPolicy
+from bridge.platform.transport import AiohttpTransport
 from bridge.servicer import SERVICE_NAME, TaskService
 from xpander.bridge.v1 import task_service_pb2_grpc
 
 if TYPE_CHECKING:
     from bridge.localplatform import LocalPlatform
 
-__all__ = ["LOCAL_API_KEY", "REFLECTION_V1_SERVICE", "BridgeServer"]
+__all__ = ["LOCAL_API_KEY", "REFLECTION_V1_SERVICE", "BridgeServer", "pointed_at_local_platform"]
 
 _log = logging.getLogger(__name__)
 
@@ -48,31 +57,37 @@ HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
 class BridgeServer:
-    """The bridge's gRPC server and everything it owns: platform client, health, reflection, local platform.
+    """The bridge's gRPC server and everything it owns: platform client, health, reflection, operations.
 
-    `interceptors`, `options` and `server_credentials` go to the grpc.aio server (TLS when credentials are
-    given); `http_transport` / `stream_transport` replace the platform client's httpx transports (e.g. to
-    measure upstream calls); `on_stream_reconnect` is called at each reconnection of an upstream event stream.
+    `worker` is the process's place under `--workers` (its address to bind, its index for the metrics port).
+    `interceptors` and `options` are added after the operational ones; `http_transport` / `stream_transport`
+    replace the base transports under the observed ones (which still add metrics, spans and request ids);
+    `on_stream_reconnect` is called at each reconnection of an upstream event stream (besides the metric);
+    `tracing` replaces the tracing the settings describe (e.g. an in-memory exporter in tests).
     """
 
     def __init__(
         self,
         settings: Settings,
+        worker: Worker | None = None,
         *,
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         options: Sequence[tuple[str, Any]] = (),
-        server_credentials: grpc.ServerCredentials | None = None,
         http_transport: httpx.AsyncBaseTransport | None = None,
         stream_transport: httpx.AsyncBaseTransport | None = None,
         on_stream_reconnect: Callable[[], object] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._settings = settings
+        self._worker = worker
+        self._listen = worker.address if worker is not None else settings.listen
         self._interceptors = tuple(interceptors)
         self._options = tuple(options)
-        self._server_credentials = server_credentials
         self._http_transport = http_transport
         self._stream_transport = stream_transport
         self._on_stream_reconnect = on_stream_reconnect
+        self._tracing = tracing
+        self._ops: Operations | None = None
         self._local_platform: LocalPlatform | None = None
         self._platform: PlatformClient | None = None
         self._server: grpc.aio.Server | None = None
@@ -84,7 +99,7 @@ class BridgeServer:
     # --- Lifecycle ----------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the local platform (when configured), the platform client and the gRPC server."""
+        """Check the exposure, start the local platform (when configured), the platform client, the server."""
         if self._server is not None:
             raise RuntimeError("the bridge server is already started")
         try:
@@ -94,9 +109,21 @@ class BridgeServer:
             raise
 
     async def _start(self) -> None:
+        ops = Operations(
+            self._settings,
+            # The key the operator configured; the local platform's placeholder lends nothing worth guarding.
+            default_key_configured=self._settings.api_key is not None,
+            worker=self._worker,
+            tracing=self._tracing,
+        )
+        self._ops = ops
+        host, _ = parse_listen(self._listen)
+        ops.check_startup(host)
         if self._settings.local_platform:
             self._settings = await self._start_local_platform(self._settings)
         settings = self._settings
+        _warn_about_queueing(settings)
+        unary_transport, stream_transport = self._upstream_transports(ops)
         self._platform = PlatformClient(
             base_url=settings.base_url,
             events_base_url=settings.resolved_events_base_url,
@@ -106,9 +133,16 @@ class BridgeServer:
             max_connections=settings.upstream_max_connections,
             stream_max_connections=settings.stream_max_connections,
             read_retries=settings.upstream_read_retries,
-            transport=self._http_transport,
-            stream_transport=self._stream_transport,
+            transport=unary_transport,
+            stream_transport=stream_transport,
         )
+        on_reconnect = self._on_stream_reconnect
+
+        def stream_reconnected() -> None:
+            ops.metrics.record_upstream_reconnect()
+            if on_reconnect is not None:
+                on_reconnect()
+
         self._service = TaskService(
             self._platform,
             default_api_key=settings.api_key.get_secret_value() if settings.api_key else None,
@@ -118,20 +152,55 @@ class BridgeServer:
                 initial_backoff=settings.sse_backoff_initial,
                 max_backoff=settings.sse_backoff_max,
             ),
-            on_stream_reconnect=self._on_stream_reconnect,
+            on_stream_reconnect=stream_reconnected,
         )
-        server = grpc.aio.server(interceptors=self._interceptors, options=self._options)
+        server = grpc.aio.server(
+            interceptors=[*ops.interceptors(), *self._interceptors],
+            options=[*ops.server_options(), *self._options],
+            compression=ops.compression(),
+        )
         task_service_pb2_grpc.add_TaskServiceServicer_to_server(self._service, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         for service in ("", SERVICE_NAME):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         _add_reflection(server)
-        if self._server_credentials is not None:
-            self._port = server.add_secure_port(settings.listen, self._server_credentials)
-        else:
-            self._port = server.add_insecure_port(settings.listen)
+        self._port = ops.add_port(server, self._listen)
         self._server = server
         await server.start()
+        await ops.start(self._health)
+
+    def _upstream_transports(
+        self, ops: Operations
+    ) -> tuple[httpx.AsyncBaseTransport, httpx.AsyncBaseTransport]:
+        """The unary and event-stream transports: the chosen pool (or a given one), observed."""
+        settings = self._settings
+        unary_base, stream_base = self._http_transport, self._stream_transport
+        if settings.upstream_http == "aiohttp":
+            unary_base = unary_base or AiohttpTransport(max_connections=settings.upstream_max_connections)
+            # No idle stream connections are kept: each stream is long, and reconnects follow a drop.
+            stream_base = stream_base or AiohttpTransport(
+                max_connections=settings.stream_max_connections, keepalive_expiry=0.0
+            )
+        unary = (
+            ops.upstream_transport(unary_base)
+            if unary_base is not None
+            else ops.upstream_transport(
+                limits=httpx.Limits(
+                    max_connections=settings.upstream_max_connections,
+                    max_keepalive_connections=settings.upstream_max_connections,
+                )
+            )
+        )
+        streams = (
+            ops.upstream_transport(stream_base)
+            if stream_base is not None
+            else ops.upstream_transport(
+                limits=httpx.Limits(
+                    max_connections=settings.stream_max_connections, max_keepalive_connections=0
+                )
+            )
+        )
+        return unary, streams
 
     async def _start_local_platform(self, settings: Settings) -> Settings:
         from bridge.localplatform import LocalPlatform
@@ -139,14 +208,7 @@ class BridgeServer:
         platform = LocalPlatform()
         await platform.start(host="127.0.0.1", port=0)
         self._local_platform = platform
-        return settings.model_copy(
-            update={
-                "base_url": platform.url,
-                "events_base_url": None,
-                "organization_id": settings.organization_id or platform.organization_id,
-                "api_key": settings.api_key or SecretStr(LOCAL_API_KEY),
-            }
-        )
+        return pointed_at_local_platform(settings, platform.url, platform.organization_id)
 
     async def stop(self, grace: float | None = None) -> None:
         """Shut down gracefully (see the module docstring); `grace` defaults to `shutdown_grace`."""
@@ -168,10 +230,14 @@ class BridgeServer:
                 self._stopping.set_result(None)
 
     async def _release(self) -> None:
-        if self._platform is not None:
-            await self._platform.aclose()
-        if self._local_platform is not None:
-            await self._local_platform.stop()
+        try:
+            if self._platform is not None:
+                await self._platform.aclose()
+            if self._local_platform is not None:
+                await self._local_platform.stop()
+        finally:
+            if self._ops is not None:
+                await self._ops.stop()
 
     async def wait_for_termination(self) -> None:
         """Return when the server has stopped."""
@@ -207,8 +273,15 @@ class BridgeServer:
     @property
     def address(self) -> str:
         """`host:port` to dial, e.g. `127.0.0.1:50051`."""
-        host, _ = self._settings.listen_address
+        host, _ = parse_listen(self._listen)
         return f"{host}:{self.port}"
+
+    @property
+    def operations(self) -> Operations:
+        """The operational parts: metrics (and their port), tracing, limits, the probe port."""
+        if self._ops is None:
+            raise RuntimeError("the bridge server is not started")
+        return self._ops
 
     @property
     def local_platform(self) -> LocalPlatform | None:
@@ -226,6 +299,31 @@ class BridgeServer:
         if self._service is None:
             raise RuntimeError("the bridge server is not started")
         return self._service
+
+
+def pointed_at_local_platform(settings: Settings, url: str, organization_id: str) -> Settings:
+    """`settings` aimed at a local platform at `url`; a placeholder key when none is configured."""
+    return settings.model_copy(
+        update={
+            "base_url": url,
+            "events_base_url": None,
+            "organization_id": settings.organization_id or organization_id,
+            "api_key": settings.api_key or SecretStr(LOCAL_API_KEY),
+        }
+    )
+
+
+def _warn_about_queueing(settings: Settings) -> None:
+    """Say so when unary calls beyond the upstream pool would wait for a connection rather than be shed."""
+    limit = settings.max_concurrent_calls
+    if limit == 0 or limit > settings.upstream_max_connections:
+        _log.warning(
+            "max_concurrent_calls (%s) exceeds upstream_max_connections (%d): calls beyond %d wait for an "
+            "upstream connection instead of being shed",
+            limit or "unlimited",
+            settings.upstream_max_connections,
+            settings.upstream_max_connections,
+        )
 
 
 # --- Reflection ---------------------------------------------------------------------------------------------
