@@ -105,7 +105,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await create()  # the first connection opens outside the measurement
         if args.mode == "closed":
-            result = await closed_loop(create, args.requests, args.concurrency, _ERRORS)
+            result = await closed_loop(create, args.requests, args.concurrency, _ERRORS, args.max_seconds)
         elif args.mode == "open":
             result = await open_loop(create, args.rate, args.seconds, _ERRORS)
         elif args.mode == "events":
@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--organization", default="local-org")
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument(
+        "--max-seconds", type=float, default=10.0, help="closed loop: start no call after this"
+    )
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--streams", type=int, default=100)

@@ -7,14 +7,16 @@ no message) and compare with the upstream's own request counters.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.procs import ROOT, pinned
+from bench.procs import log_dir, pinned
 from bench.stats import Percentiles, percentiles
 
 __all__ = ["H2loadResult", "available", "run_h2load"]
@@ -115,9 +117,9 @@ def run_h2load(
     Open loop: add `rps_per_client`; the offered rate is `rps_per_client * clients`, and `streams` only bounds
     how many may be outstanding per connection (keep it well above rate * latency).
     """
-    log = ROOT / "bench" / "results" / "h2load-requests.log.tmp"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.unlink(missing_ok=True)
+    handle, name = tempfile.mkstemp(prefix="h2load-", suffix=".log", dir=log_dir())
+    os.close(handle)
+    log = Path(name)
     argv = ["h2load", "-c", str(clients), "-m", str(streams), "-t", "1", f"--log-file={log}"]
     if requests is not None:
         argv += ["-n", str(requests)]
@@ -143,5 +145,5 @@ def run_h2load(
             columns = line.split("\t")
             if len(columns) >= 3 and columns[1].isdigit():
                 latencies.append(int(columns[2]))
-        log.unlink()
+    log.unlink(missing_ok=True)
     return _parse(done.stdout, latencies)

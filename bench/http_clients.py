@@ -67,7 +67,7 @@ async def _measure(args: argparse.Namespace, body: bytes) -> dict[str, Any]:
                     return await response.read()
 
             await post_aiohttp()
-            return await closed_loop(post_aiohttp, args.requests, args.concurrency, _ERRORS)
+            return await closed_loop(post_aiohttp, args.requests, args.concurrency, _ERRORS, args.max_seconds)
     async with AsyncExitStack() as stack:
         client = await stack.enter_async_context(_httpx_client(args.kind, args.connections))
         if args.idle_streams:
@@ -83,7 +83,7 @@ async def _measure(args: argparse.Namespace, body: bytes) -> dict[str, Any]:
             return response.content
 
         await post()
-        return await closed_loop(post, args.requests, args.concurrency, _ERRORS)
+        return await closed_loop(post, args.requests, args.concurrency, _ERRORS, args.max_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", required=True)
     parser.add_argument("--body", required=True, help="file with the JSON create body")
     parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument(
+        "--max-seconds", type=float, default=10.0, help="closed loop: start no call after this"
+    )
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--idle-streams", type=int, default=0)

@@ -20,16 +20,24 @@ Call = Callable[[], Awaitable[object]]
 
 
 async def closed_loop(
-    call: Call, requests: int, concurrency: int, errors_caught: tuple[type[BaseException], ...]
+    call: Call,
+    requests: int,
+    concurrency: int,
+    errors_caught: tuple[type[BaseException], ...],
+    max_seconds: float | None = None,
 ) -> dict[str, Any]:
-    """`requests` calls made by `concurrency` workers back to back: the maximum rate at that concurrency."""
+    """`requests` calls made by `concurrency` workers back to back: the maximum rate at that concurrency.
+
+    With `max_seconds`, no call starts after that many seconds (a client that collapses under concurrency
+    would otherwise hold the whole benchmark up)."""
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     remaining = requests
+    stop_at = time.perf_counter() + max_seconds if max_seconds else float("inf")
 
     async def worker() -> None:
         nonlocal remaining
-        while remaining > 0:
+        while remaining > 0 and time.perf_counter() < stop_at:
             remaining -= 1
             started = time.perf_counter()
             try:
@@ -60,9 +68,11 @@ async def open_loop(
     seconds: float,
     errors_caught: tuple[type[BaseException], ...],
     warm_up: float = 1.0,
+    drain: float = 10.0,
 ) -> dict[str, Any]:
     """Calls started every 1/`rate` s for `seconds` whatever the outstanding ones do; the first `warm_up`
-    seconds are not recorded. Latency runs from each call's start to its answer."""
+    seconds are not recorded. Latency runs from each call's start to its answer. Calls still unanswered
+    `drain` seconds after the last one started are cancelled and counted as `unfinished` errors."""
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     lateness: list[float] = []
@@ -89,7 +99,12 @@ async def open_loop(
         lateness.append((time.perf_counter() - due) * 1000)
         tasks.append(asyncio.ensure_future(one(i >= warm)))
     issued = time.perf_counter() - begin
-    await asyncio.gather(*tasks)
+    _, late = await asyncio.wait(tasks, timeout=drain)
+    for task in late:
+        task.cancel()
+    if late:
+        errors["unfinished"] += len(late)
+        await asyncio.wait(late)
     return {
         "mode": "open",
         "offered_rate": rate,

@@ -6,6 +6,7 @@ document (their figures) to stdout and exit. Every child is stopped by its own p
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import select
@@ -14,19 +15,45 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-__all__ = ["PYTHON", "ROOT", "Child", "free_port", "pinned", "run_json", "wait_port"]
+__all__ = [
+    "PYTHON",
+    "ROOT",
+    "Child",
+    "free_port",
+    "log_dir",
+    "pinned",
+    "run_json",
+    "set_log_dir",
+    "wait_port",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 """The repository root."""
 
 PYTHON = sys.executable
 """The interpreter running the harness (the project's virtual environment)."""
+
+_serial = itertools.count(1)
+_log_dir = Path(tempfile.gettempdir()) / f"bench-{os.getpid()}"
+
+
+def set_log_dir(path: Path) -> None:
+    """Where children's stderr logs and h2load's request logs go (a run's own work directory)."""
+    global _log_dir
+    _log_dir = path
+
+
+def log_dir() -> Path:
+    """The current log directory, created on demand."""
+    _log_dir.mkdir(parents=True, exist_ok=True)
+    return _log_dir
 
 
 def _env() -> dict[str, str]:
@@ -78,7 +105,7 @@ class Child:
         self.env = {**_env(), **(env or {})}
         self.proc: subprocess.Popen[str] | None = None
         self.announcement: dict[str, Any] = {}
-        self.log_path = ROOT / "bench" / "results" / f"{name}.log.tmp"
+        self.log_path = log_dir() / f"{name}-{next(_serial)}.log"
 
     @property
     def pid(self) -> int:
@@ -94,7 +121,6 @@ class Child:
         With `stdin`, the child's standard input stays open until `finish()` closes it (the child's cue to
         wrap up and print its last JSON document).
         """
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("w")
         self.proc = subprocess.Popen(
             self.argv,

@@ -9,21 +9,28 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 __all__ = ["available", "record", "summarise"]
 
 
+def _py_spy() -> str | None:
+    # pip puts the binary beside the interpreter of the virtual environment, which may not be on PATH.
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
 def available() -> bool:
     """Whether py-spy is installed."""
-    return shutil.which("py-spy") is not None
+    return _py_spy() is not None
 
 
 def record(pid: int, seconds: float, output: Path, rate: int = 250) -> subprocess.Popen[bytes]:
     """Start sampling `pid` for `seconds` into `output` (collapsed stacks); the caller waits on the result."""
     argv = [
-        "py-spy",
+        _py_spy() or "py-spy",
         "record",
         "--pid",
         str(pid),

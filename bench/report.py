@@ -309,9 +309,9 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"| official SDK `aevents` | {events['sdk']['events_per_s']:.0f} |")
     proposals = results.get("proposals")
     if proposals:
-        lines += ["", "## Proposals, measured (bench.variant applies them from outside)", ""]
+        lines += ["", "## The bridge's options, measured against its defaults", ""]
         lines += [
-            "| variant | CreateTask calls/s | p50 / p99 ms at low rate | events/s |",
+            "| serve flags | CreateTask calls/s | p50 / p99 ms at low rate | events/s |",
             "|---|---|---|---|",
         ]
         for name, p in proposals.items():
@@ -320,6 +320,17 @@ def markdown(results: dict[str, Any]) -> str:
             burst = p.get("burst", {}).get("events_per_s")
             burst_text = f"{burst:.0f}" if burst is not None else "-"
             lines.append(f"| {name} | {closed:.0f} | {low['p50']} / {low['p99']} | {burst_text} |")
+    idle = results.get("proposals_idle_streams")
+    if idle:
+        opened = idle["opened"]
+        errors = sum(v for k, v in opened["codes"].items() if k != "OK")
+        flags = " ".join(idle["flags"])
+        rate, rss = opened["open_rate_per_s"], opened["server_rss_open_mb"]
+        lines += [
+            "",
+            f"M7 again with `{flags}`: {opened['opened']:,} of {opened['streams']:,} streams open "
+            f"at {rate:.0f}/s, {errors} errors, RSS {rss:.0f} MB.",
+        ]
     levers = results.get("levers")
     if levers:
         lines += ["", "## Levers (micro-benchmarks)", ""]

@@ -35,7 +35,7 @@ from bench.frames import (
     write_frame,
 )
 from bench.plan import PLANS, Plan
-from bench.procs import PYTHON, ROOT, Child, free_port, run_json
+from bench.procs import PYTHON, ROOT, Child, free_port, run_json, set_log_dir
 from bench.stats import percentiles
 
 __all__ = ["Run", "main"]
@@ -68,6 +68,7 @@ class Run:
         self.out = out
         self.work = out / "work.tmp"
         self.work.mkdir(parents=True, exist_ok=True)
+        set_log_dir(self.work)
         self.wait = wait
         self.results: dict[str, Any] = {
             "meta": {
@@ -120,25 +121,23 @@ class Run:
         assert self.responder is not None
         return f"http://127.0.0.1:{self.responder.port}"
 
-    def bridge(
-        self,
-        name: str,
-        variant: tuple[str, ...] = (),
-        cores: str | None = BRIDGE_CORE,
-        extra: tuple[str, ...] = (),
-    ) -> Child:
-        """Start a bridge (as committed, or with `variant` options of bench.variant) against the responder."""
+    def bridge(self, name: str, flags: tuple[str, ...] = (), cores: str | None = BRIDGE_CORE) -> Child:
+        """Start `xpander-bridge serve` against the responder with its defaults plus `flags`.
+
+        Every bridge gets `--max-open-streams 0`: the default (1024) would shed M7's and M8's streams.
+        """
         port = free_port()
-        argv = [PYTHON, "-m", "bench.variant", *variant, "serve", "--listen", f"127.0.0.1:{port}"]
-        argv += [
+        argv = [
+            PYTHON,
+            "-m",
+            "bridge",
+            "serve",
+            "--listen",
+            f"127.0.0.1:{port}",
             "--base-url",
             self.upstream_url,
-            "--organization-id",
-            self.org,
-            "--shutdown-grace",
-            "1",
-            *extra,
         ]
+        argv += ["--organization-id", self.org, "--shutdown-grace", "1", "--max-open-streams", "0", *flags]
         child = Child(name, argv, cores, env={"XPANDER_API_KEY": "bench-key"})
         child.start(announce=False, port=port)
         child.announcement = {"port": port}
@@ -473,14 +472,18 @@ class Run:
 
     def idle_streams(self) -> None:
         """M7: idle StreamEvents opened at `m7_rate`/s in a fresh bridge; errors and the bridge's RSS."""
+        self.results["runs"]["idle_streams"] = self._idle_streams("idle streams (M7)", ())
+
+    def _idle_streams(self, phase: str, flags: tuple[str, ...]) -> dict[str, Any]:
         plan = self.plan
-        with self.phase("idle streams (M7)"), self.bridge("bridge-m7") as bridge:
+        with self.phase(phase), self.bridge("bridge-m7", flags) as bridge:
             rss_start = machine.rss_bytes(bridge.pid)
             holder = self._open_streams(bridge, plan.m7_streams, plan.m7_rate, hold=2.0)
             opened = holder.announcement
             final = self._release(holder)
             stats = self.upstream_stats()
-        self.results["runs"]["idle_streams"] = {
+        return {
+            "flags": list(flags),
             "bridge_rss_start_mb": round(rss_start / 2**20, 1),
             "opened": opened,
             "released": final,
@@ -511,18 +514,10 @@ class Run:
     def workers(self) -> None:
         """M10: `--workers 2` vs one worker, the bridge given both cores, h2load and upstream unpinned."""
         plan = self.plan
-        help_text = subprocess.run(
-            [PYTHON, "-m", "bridge", "serve", "--help"], capture_output=True, text=True, cwd=ROOT, env=_env()
-        ).stdout
-        if "--workers" not in help_text:
-            self.results["runs"]["workers"] = {"skipped": "`xpander-bridge serve` has no --workers flag yet"}
-            return
         found: dict[str, Any] = {}
         with self.phase("workers (M10)"):
             for workers in (1, 2, 1, 2):
-                with self.bridge(
-                    f"bridge-w{workers}", cores=None, extra=("--workers", str(workers))
-                ) as bridge:
+                with self.bridge(f"bridge-w{workers}", ("--workers", str(workers)), cores=None) as bridge:
                     time.sleep(1.0 if workers > 1 else 0.2)
                     result = self.grpc_h2load(
                         bridge.port,
@@ -536,28 +531,33 @@ class Run:
                 found.setdefault(str(workers), []).append(self._create_figures(result))
         self.results["runs"]["workers"] = found
 
+    PROPOSALS: tuple[tuple[str, tuple[str, ...]], ...] = (
+        ("defaults", ()),
+        ("--upstream-http aiohttp", ("--upstream-http", "aiohttp")),
+        ("--no-uvloop", ("--no-uvloop",)),
+        ("--log-level WARNING", ("--log-level", "WARNING")),
+        (
+            "--upstream-http aiohttp --log-level WARNING",
+            ("--upstream-http", "aiohttp", "--log-level", "WARNING"),
+        ),
+    )
+
     def proposals(self) -> None:
-        """Measured gains of changes proposed for other modules, applied from outside (bench.variant)."""
+        """The bridge's own options that change its speed, each measured against the defaults."""
         plan = self.plan
-        variants: list[tuple[str, tuple[str, ...]]] = [
-            ("as committed", ()),
-            ("unary pool on aiohttp transport", ("--unary", "aiohttp")),
-            ("uvloop", ("--uvloop",)),
-            (
-                "aiohttp transport (both pools) + uvloop",
-                ("--unary", "aiohttp", "--streams", "aiohttp", "--uvloop"),
-            ),
-        ]
         found: dict[str, Any] = {}
         with self.phase("proposals"):
-            for name, options in variants:
-                with self.bridge("bridge-variant", options) as bridge:
+            for name, flags in self.PROPOSALS:
+                with self.bridge("bridge-variant", flags) as bridge:
+                    maps = Path(f"/proc/{bridge.pid}/maps").read_text()
                     found[name] = {
+                        "flags": list(flags),
+                        "event_loop": "uvloop" if "uvloop" in maps else "asyncio",
                         "closed": self.bridge_closed(bridge, plan.bridge_requests, plan.concurrency),
                         "low_rate": self.bridge_open(bridge, plan.low_rate, plan.open_seconds),
                         "burst": self.bridge_burst(bridge.port),
                     }
-            found["direct, aiohttp transport"] = {
+            found["direct client, aiohttp transport"] = {
                 "closed": self.direct(
                     "closed",
                     "--requests",
@@ -576,6 +576,9 @@ class Run:
                 ),
             }
         self.results["proposals"] = found
+        self.results["proposals_idle_streams"] = self._idle_streams(
+            "idle streams with --upstream-http aiohttp", ("--upstream-http", "aiohttp")
+        )
 
     def levers(self) -> None:
         """The issue's known levers, each verified by a micro-benchmark (bench.levers)."""

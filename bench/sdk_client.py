@@ -58,7 +58,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
 
     await create()
     if args.mode == "closed":
-        return await closed_loop(create, args.requests, args.concurrency, _ERRORS)
+        return await closed_loop(create, args.requests, args.concurrency, _ERRORS, args.max_seconds)
     if args.mode == "open":
         return await open_loop(create, args.rate, args.seconds, _ERRORS)
     return await _events(config, args.streams, args.events)
@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt", default="Say hello #chunks=3")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument(
+        "--max-seconds", type=float, default=10.0, help="closed loop: start no call after this"
+    )
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--streams", type=int, default=20)
