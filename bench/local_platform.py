@@ -248,6 +248,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=100, help="concurrent event streams")
     parser.add_argument("--chunks", type=int, default=100, help="chunk events per streamed task")
     parser.add_argument("--step-delay", type=float, default=0.05, help="the platform's default step delay")
+    parser.add_argument("--no-pin", action="store_true", help="leave both processes to the scheduler")
     parser.add_argument(
         "--aiohttp-only", action="store_true", help="drive create/get with aiohttp, not h2load"
     )

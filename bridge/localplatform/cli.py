@@ -90,6 +90,7 @@ def main(args: argparse.Namespace) -> int:
 
 async def _serve(platform: LocalPlatform, host: str, port: int, log: logging.Logger) -> None:
     import asyncio
+    import gc
     import signal
 
     stop = asyncio.Event()
@@ -97,6 +98,11 @@ async def _serve(platform: LocalPlatform, host: str, port: int, log: logging.Log
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await platform.start(host, port)
+    # This process holds nothing but the platform, whose task data is acyclic and long-lived: with Python's
+    # default thresholds the cyclic collector kept rescanning it (a quarter of the CPU per created task, and
+    # pauses of ~100 ms with 10 000 tasks held). Startup objects are frozen out of its sight for good.
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
     try:
         log.info("local platform ready at %s (organization %s)", platform.url, platform.organization_id)
         await stop.wait()
