@@ -27,8 +27,12 @@ def available() -> bool:
     return _py_spy() is not None
 
 
-def record(pid: int, seconds: float, output: Path, rate: int = 250) -> subprocess.Popen[bytes]:
-    """Start sampling `pid` for `seconds` into `output` (collapsed stacks); the caller waits on the result."""
+def record(pid: int, seconds: float, output: Path, rate: int = 100) -> subprocess.Popen[bytes]:
+    """Start sampling `pid` for `seconds` into `output` (collapsed stacks); the caller waits on the result.
+
+    Native frames are included: much of a grpc.aio server's time is in C (grpc's core, uvloop, syscalls),
+    which Python-only sampling would charge to whichever Python frame happens to be on top.
+    """
     argv = [
         _py_spy() or "py-spy",
         "record",
@@ -40,7 +44,7 @@ def record(pid: int, seconds: float, output: Path, rate: int = 250) -> subproces
         str(rate),
         "--format",
         "raw",
-        "--nonblocking",
+        "--native",
         "--output",
         str(output),
     ]
@@ -50,7 +54,7 @@ def record(pid: int, seconds: float, output: Path, rate: int = 250) -> subproces
 def _frame_name(frame: str) -> str:
     # py-spy writes "function (path/to/file.py:line)"; the line number would split one function into many.
     name, _, location = frame.partition(" (")
-    path = location.rsplit(":", 1)[0]
+    path = location.rstrip(")").rsplit(":", 1)[0]
     for marker in ("site-packages/", "/work/main/", "python3.11/"):
         if marker in path:
             path = path.split(marker, 1)[1]
@@ -59,6 +63,8 @@ def _frame_name(frame: str) -> str:
 
 def summarise(collapsed: Path, top: int = 25) -> dict[str, object]:
     """Top functions by own and inclusive share of the samples in a py-spy raw (collapsed) file."""
+    if not collapsed.exists():
+        return {"samples": 0, "own": [], "inclusive": [], "error": "py-spy wrote no samples"}
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
@@ -76,8 +82,10 @@ def summarise(collapsed: Path, top: int = 25) -> dict[str, object]:
             inclusive[name] += count
     if total == 0:
         return {"samples": 0, "own": [], "inclusive": []}
+    # Frames on (nearly) every stack, the interpreter's and the event loop's entry points, say nothing.
+    telling = [(name, n) for name, n in inclusive.most_common() if n < 0.6 * total]
     return {
         "samples": total,
         "own": [[name, round(100 * n / total, 1)] for name, n in own.most_common(top)],
-        "inclusive": [[name, round(100 * n / total, 1)] for name, n in inclusive.most_common(top)],
+        "inclusive": [[name, round(100 * n / total, 1)] for name, n in telling[:top]],
     }

@@ -95,7 +95,7 @@ class Run:
     def phase(self, name: str) -> Iterator[dict[str, Any]]:
         """Time a phase and record the load average it started under."""
         if self.wait:
-            load, quiet = machine.wait_for_quiet(QUIET_LOAD, max_wait=300, poll=10)
+            load, quiet = machine.wait_for_quiet(QUIET_LOAD, max_wait=90, poll=10)
         else:
             load, quiet = machine.load_average()[0], machine.load_average()[0] < QUIET_LOAD
         record: dict[str, Any] = {"load_average_1m": round(load, 2), "quiet": quiet}
