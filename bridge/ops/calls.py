@@ -3,13 +3,20 @@
 Interceptors wrap the handler's behaviour rather than the call, so they see the request message, the context
 and the end of the call (its status code). Only calls with one request message (unary and server streaming)
 are wrapped; client-streaming methods (server reflection) pass through untouched.
+
+A stream wrapper iterates the behaviour it wraps inside `contextlib.aclosing`, so closing the outermost
+generator closes every one beneath it at once, down to the servicer's upstream connection. grpc.aio does not
+close a stream generator whose call was cancelled while a message was being written: asyncio's finalizer
+closes it later, when the call (and maybe the server) is gone, so code run on that path must not touch the
+call's context (see `call_code`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from contextlib import aclosing
 from typing import Any, TypeAlias, cast
 
 import grpc
@@ -33,7 +40,7 @@ __all__ = [
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 UnaryBehavior: TypeAlias = Callable[[Any, Context], Awaitable[Any]]
-StreamBehavior: TypeAlias = Callable[[Any, Context], AsyncIterator[Any]]
+StreamBehavior: TypeAlias = Callable[[Any, Context], AsyncGenerator[Any, None]]
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -61,6 +68,10 @@ def metadata_value(metadata: Iterable[tuple[str, str | bytes]] | None, key: str)
 
 def call_code(context: Context, error: BaseException | None) -> grpc.StatusCode:
     """The status a call ended with, given the exception that ended its behaviour (None when it returned)."""
+    if isinstance(error, GeneratorExit):
+        # Closed from outside after its call ended: the context may point at a call the core has freed
+        # (reading its peer then crashes the process), and the caller stopped listening: CANCELLED.
+        return grpc.StatusCode.CANCELLED
     if isinstance(error, asyncio.CancelledError):
         remaining = context.time_remaining()
         expired = remaining is not None and remaining <= 0
@@ -79,14 +90,15 @@ async def abort(context: Context, error: BridgeError) -> None:
 
 async def _stream_of(
     behavior: Callable[[Any, Context], Any], request: Any, context: Context
-) -> AsyncIterator[Any]:
+) -> AsyncGenerator[Any, None]:
     # A server-streaming behaviour either yields its messages or writes them with `context.write` and returns.
     result = behavior(request, context)
     if inspect.isawaitable(result):
         await result
         return
-    async for message in result:
-        yield message
+    async with aclosing(result) as messages:
+        async for message in messages:
+            yield message
 
 
 def wrap_handler(
@@ -111,7 +123,7 @@ def wrap_handler(
     # The stubs type behaviours as synchronous; under grpc.aio they are coroutines or async generators.
     inner = cast(Callable[[Any, Context], Any], handler.unary_stream)
 
-    def as_stream(request: Any, context: Context) -> AsyncIterator[Any]:
+    def as_stream(request: Any, context: Context) -> AsyncGenerator[Any, None]:
         return _stream_of(inner, request, context)
 
     return grpc.unary_stream_rpc_method_handler(

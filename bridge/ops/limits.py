@@ -8,7 +8,8 @@ are refused with INVALID_ARGUMENT naming the field.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,13 +130,14 @@ class LimitsInterceptor(grpc.aio.ServerInterceptor):
             return limited
 
         def stream(behavior: StreamBehavior) -> StreamBehavior:
-            async def limited(request: Any, context: Context) -> AsyncIterator[Any]:
+            async def limited(request: Any, context: Context) -> AsyncGenerator[Any, None]:
                 if limits.max_open_streams and self._streams >= limits.max_open_streams:
                     await abort(context, self._shed(method, "open_streams", limits.max_open_streams))
                 self._streams += 1
                 try:
-                    async for message in behavior(request, context):
-                        yield message
+                    async with aclosing(behavior(request, context)) as messages:
+                        async for message in messages:
+                            yield message
                 finally:
                     self._streams -= 1
 

@@ -18,8 +18,10 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from contextlib import aclosing
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -306,6 +308,13 @@ _SERVER_FAULTS = frozenset(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Call:
+    request_id: str
+    peer: str
+    started: float
+
+
 class AccessLogInterceptor(grpc.aio.ServerInterceptor):
     """Sets the call's request id and secrets, and logs one line per RPC when it ends.
 
@@ -326,17 +335,17 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
             return handler
         metadata = handler_call_details.invocation_metadata
 
-        def begin(request: Any) -> tuple[str, float]:
+        def begin(request: Any, context: Context) -> _Call:
             request_id = request_id_from(metadata)
             request_id_var.set(request_id)
             call_secrets_var.set(secrets_of_call(metadata, request))
-            return request_id, time.perf_counter()
+            # Read while the call is surely alive: a stream may be closed after its call is gone.
+            return _Call(request_id, context.peer(), time.perf_counter())
 
         def log(
             context: Context,
             error: BaseException | None,
-            request_id: str,
-            started: float,
+            call: _Call,
             ids: dict[str, str],
             streamed: int | None = None,
         ) -> None:
@@ -344,9 +353,9 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
             fields: dict[str, Any] = {
                 "method": method,
                 "code": code.name,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                "request_id": request_id,
-                "peer": context.peer(),
+                "duration_ms": round((time.perf_counter() - call.started) * 1000, 1),
+                "request_id": call.request_id,
+                "peer": call.peer,
                 **ids,
             }
             caller = caller_var.get()
@@ -359,7 +368,7 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
 
         def unary(behavior: UnaryBehavior) -> UnaryBehavior:
             async def logged(request: Any, context: Context) -> Any:
-                request_id, started = begin(request)
+                call = begin(request, context)
                 response: Any = None
                 error: BaseException | None = None
                 try:
@@ -369,24 +378,25 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
                     error = exc
                     raise
                 finally:
-                    log(context, error, request_id, started, _ids(request, response))
+                    log(context, error, call, _ids(request, response))
 
             return logged
 
         def stream(behavior: StreamBehavior) -> StreamBehavior:
-            async def logged(request: Any, context: Context) -> AsyncIterator[Any]:
-                request_id, started = begin(request)
+            async def logged(request: Any, context: Context) -> AsyncGenerator[Any, None]:
+                call = begin(request, context)
                 error: BaseException | None = None
                 sent = 0
                 try:
-                    async for message in behavior(request, context):
-                        sent += 1
-                        yield message
+                    async with aclosing(behavior(request, context)) as messages:
+                        async for message in messages:
+                            sent += 1
+                            yield message
                 except BaseException as exc:
                     error = exc
                     raise
                 finally:
-                    log(context, error, request_id, started, _ids(request), sent)
+                    log(context, error, call, _ids(request), sent)
 
             return logged
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 import grpc
@@ -181,15 +182,16 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             return measured
 
         def stream(behavior: StreamBehavior) -> StreamBehavior:
-            async def measured(request: Any, context: Context) -> AsyncIterator[Any]:
+            async def measured(request: Any, context: Context) -> AsyncGenerator[Any, None]:
                 started = time.perf_counter()
                 error: BaseException | None = None
                 gauge = metrics.open_streams.labels(service=service, method=name)
                 gauge.inc()
                 try:
-                    async for message in behavior(request, context):
-                        metrics.record_stream_message(message)
-                        yield message
+                    async with aclosing(behavior(request, context)) as messages:
+                        async for message in messages:
+                            metrics.record_stream_message(message)
+                            yield message
                 except BaseException as exc:
                     error = exc
                     raise

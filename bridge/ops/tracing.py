@@ -11,8 +11,8 @@ one process stay apart.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, MutableMapping
+from contextlib import aclosing, contextmanager
 from typing import Any
 
 import grpc
@@ -159,12 +159,13 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):
             return traced
 
         def stream(behavior: StreamBehavior) -> StreamBehavior:
-            async def traced(request: Any, context: Context) -> AsyncIterator[Any]:
+            async def traced(request: Any, context: Context) -> AsyncGenerator[Any, None]:
                 with tracing.server_span(method, metadata) as span:
                     error: BaseException | None = None
                     try:
-                        async for message in behavior(request, context):
-                            yield message
+                        async with aclosing(behavior(request, context)) as messages:
+                            async for message in messages:
+                                yield message
                     except BaseException as exc:
                         error = exc
                         raise
