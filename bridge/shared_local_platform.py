@@ -63,7 +63,7 @@ class SharedLocalPlatform:
             ) from None
         finally:
             receiver.close()
-        _log.info("local platform ready at %s, shared by the workers", self.url)
+        _log.info("local platform ready at %s, shared by the workers", self.url, extra={"pid": process.pid})
         return self
 
     def __exit__(
