@@ -33,6 +33,7 @@ from pydantic import SecretStr
 from bridge.config import Settings, parse_listen
 from bridge.ops.runtime import Operations
 from bridge.ops.tracing import Tracing
+from bridge.ops.upstream import environment_proxy
 from bridge.ops.workers import Worker
 from bridge.platform.client import PlatformClient
 from bridge.platform.follow import ReconnectPolicy
@@ -188,7 +189,8 @@ class BridgeServer:
                 limits=httpx.Limits(
                     max_connections=settings.upstream_max_connections,
                     max_keepalive_connections=settings.upstream_max_connections,
-                )
+                ),
+                proxy=environment_proxy(settings.base_url),
             )
         )
         streams = (
@@ -197,7 +199,8 @@ class BridgeServer:
             else ops.upstream_transport(
                 limits=httpx.Limits(
                     max_connections=settings.stream_max_connections, max_keepalive_connections=0
-                )
+                ),
+                proxy=environment_proxy(settings.resolved_events_base_url),
             )
         )
         return unary, streams

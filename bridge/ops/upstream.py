@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -19,7 +21,7 @@ from bridge.ops.logs import REQUEST_ID_METADATA, current_request_id
 from bridge.ops.metrics import BridgeMetrics
 from bridge.ops.tracing import Tracing
 
-__all__ = ["ROUTE_EXTENSION", "ObservedTransport", "upstream_transport"]
+__all__ = ["ROUTE_EXTENSION", "ObservedTransport", "environment_proxy", "upstream_transport"]
 
 ROUTE_EXTENSION = "bridge.route"
 """Key of `httpx.Request.extensions` naming the platform route (e.g. `create_task`, `task_events`)."""
@@ -93,3 +95,16 @@ def upstream_transport(
     elif transport_options or verify is not True:
         raise TypeError("verify and transport options apply to httpx's own transport, not to a given one")
     return ObservedTransport(inner, metrics=metrics, tracing=tracing)
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy that `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` name for `url`, unless `NO_PROXY` exempts it.
+
+    An `httpx.AsyncClient` given its own transport reads no proxy from the environment; the platform client's
+    pools each talk to one host, so the proxy is chosen once per pool, here.
+    """
+    parts = urlsplit(url)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxies = urllib.request.getproxies()
+    return proxies.get(parts.scheme) or proxies.get("all") or None

@@ -302,3 +302,34 @@ async def test_the_aiohttp_pool_carries_calls_streams_reconnects_and_metrics() -
 def test_the_aiohttp_pool_cannot_take_a_ca_bundle() -> None:
     with pytest.raises(ValidationError, match="upstream_ca_bundle needs upstream_http=httpx"):
         Settings(upstream_http="aiohttp", upstream_ca_bundle="/etc/ssl/certs/ca.pem")  # type: ignore[arg-type]
+
+
+async def test_the_platform_is_reached_through_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    async with recording_platform() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        settings = Settings(
+            listen="127.0.0.1:0", base_url="http://platform.invalid", api_key=SecretStr(API_KEY)
+        )
+        async with (
+            BridgeServer(settings) as bridge,
+            grpc.aio.insecure_channel(bridge.address) as channel,
+        ):
+            stub = task_service_pb2_grpc.TaskServiceStub(channel)
+            answer = await stub.GetTask(Request.GetTaskRequest(task_id="t-proxied"), timeout=5)
+        monkeypatch.setenv("NO_PROXY", "platform.invalid")
+        async with (
+            BridgeServer(settings) as bridge,
+            grpc.aio.insecure_channel(bridge.address) as channel,
+        ):
+            stub = task_service_pb2_grpc.TaskServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as direct:
+                await stub.GetTask(Request.GetTaskRequest(task_id="t-direct"), timeout=5)
+    assert answer.task.id == "t-proxied"
+    (seen,) = proxy.headers
+    assert seen["host"] == "platform.invalid"
+    # Exempted by NO_PROXY, the bridge went straight to a host that does not exist.
+    assert failure_of(direct.value).code == grpc.StatusCode.UNAVAILABLE
