@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -117,3 +118,72 @@ def test_events_override_wins() -> None:
 
 def test_parse_listen_ipv6() -> None:
     assert parse_listen("[::1]:50051") == ("[::1]", 50051)
+
+
+def test_operations_settings_are_part_of_settings_with_their_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BRIDGE_WORKERS", "3")
+    monkeypatch.setenv("BRIDGE_TOKENS", "ci:0123456789abcdef0123")
+    monkeypatch.setenv("BRIDGE_UPSTREAM_HTTP", "aiohttp")
+    settings = Settings(max_open_streams=7)
+    assert (settings.workers, settings.max_open_streams, settings.upstream_http) == (3, 7, "aiohttp")
+    assert settings.bridge_tokens is not None
+    assert "0123456789abcdef0123" not in repr(settings)
+    assert settings.max_concurrent_calls == settings.upstream_max_connections  # shed rather than queue
+    with pytest.raises(ValidationError):
+        Settings(tls_cert_file="/c.pem")  # type: ignore[arg-type]
+
+
+# --- The README's settings tables --------------------------------------------------------------------------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_settings_rows() -> dict[str, tuple[str, str]]:
+    """Environment name -> (flag cell, default cell) of every row of the README's two settings tables."""
+    text = README.read_text(encoding="utf-8")
+    server = text.split("## The bridge server", 1)[1].split("\n## ", 1)[0]
+    operating = text.split("## Operating the bridge", 1)[1].split("\n### ", 1)[0]
+    rows: dict[str, tuple[str, str]] = {}
+    for line in (server + operating).splitlines():
+        if not line.startswith(("| `--", "| —")):
+            continue
+        flag, env, default = (cell.strip() for cell in line.strip("|").split("|")[:3])
+        assert env.strip("`") not in rows, f"{env} is documented twice"
+        rows[env.strip("`")] = (flag, default)
+    return rows
+
+
+def documented_default(field: Any) -> str:
+    default = field.default
+    if default is None:
+        return "unset"
+    if isinstance(default, bool):
+        return f"`{str(default).lower()}`"
+    if isinstance(default, float) and default.is_integer():
+        return f"`{default:g}`"
+    return f"`{default}`"
+
+
+def test_readme_documents_every_setting_with_its_flag_and_default() -> None:
+    import argparse
+
+    from bridge.server_cli import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    flags = {option for action in parser._actions for option in action.option_strings}
+    rows = readme_settings_rows()
+    assert set(rows) == {str(field.validation_alias) for field in Settings.model_fields.values()}
+    for name, field in Settings.model_fields.items():
+        flag_cell, default_cell = rows[str(field.validation_alias)]
+        flag = "--" + name.replace("_", "-")
+        if "SecretStr" in str(field.annotation):
+            assert flag_cell == "—", f"{name} is a secret: no flag"
+            assert flag not in flags
+        else:
+            assert flag_cell == f"`{flag}`", name
+            assert flag in flags, f"{flag} is documented but serve has no such flag"
+        if name != "events_base_url":  # documented as derived from the base URL
+            assert default_cell == documented_default(field), name

@@ -137,10 +137,3 @@ def test_uvloop_runs_the_server_when_wanted() -> None:
     assert eventloop.uvloop_available()
     assert eventloop.run(serve_once(), use_uvloop=True) == "uvloop:t-1"
     assert eventloop.run(serve_once(), use_uvloop=False).startswith("asyncio.")
-
-
-def test_readme_documents_every_setting() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Operating the bridge", 1)[1]
-    for name, field in OpsSettings.model_fields.items():
-        assert f"`{field.validation_alias}`" in section, name
