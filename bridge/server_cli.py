@@ -122,15 +122,20 @@ def main(args: argparse.Namespace) -> int:
     except UnsafeExposureError as error:
         _log.error("%s", error)
         return _EXIT_SETTINGS
-    if settings.workers > 1 and settings.local_platform:
-        return _serve_workers_on_a_shared_local_platform(settings, host, port)
-    return run_workers(
-        lambda worker: _run_worker(settings, worker),
-        workers=settings.workers,
-        host=host,
-        port=port,
-        stop_timeout=settings.shutdown_grace + 10,
-    )
+    try:
+        if settings.workers > 1 and settings.local_platform:
+            return _serve_workers_on_a_shared_local_platform(settings, host, port)
+        return run_workers(
+            lambda worker: _run_worker(settings, worker),
+            workers=settings.workers,
+            host=host,
+            port=port,
+            stop_timeout=settings.shutdown_grace + 10,
+        )
+    except (OSError, RuntimeError) as error:
+        # The parent's own failures: the port to share could not be reserved, the shared platform not started.
+        _log.error("cannot serve on %s: %s", settings.listen, error)
+        return _EXIT_SERVE
 
 
 def _serve_workers_on_a_shared_local_platform(settings: Settings, host: str, port: int) -> int:
