@@ -192,22 +192,34 @@ async def _run(args: argparse.Namespace, body_file: Path) -> list[dict[str, Any]
                     await resp.read()
                 return 1
 
-            async with session.post("/agent-execution/demo-agent", json=BODY) as resp:
-                settled = (await resp.json())["id"]
-            status_path = f"/agent-execution/{settled}/status"
+            async def settled_task() -> str:
+                # Made after the create phase, whose tens of thousands of tasks evict the earliest finished.
+                async with session.post("/agent-execution/demo-agent", json=BODY) as resp:
+                    task_id: str = (await resp.json())["id"]
+                for _ in range(100):
+                    async with session.get(f"/agent-execution/{task_id}/status") as resp:
+                        if (await resp.json())["status"] == "completed":
+                            return task_id
+                    await asyncio.sleep(0.05)
+                raise RuntimeError("the task to get never completed")
+
+            status_path = ""
 
             async def get(_: int) -> int:
                 async with session.get(status_path) as resp:
                     await resp.read()
                 return 1
 
-            if shutil.which("h2load") and not args.aiohttp_only:
-                results.append(
-                    _h2load("create", platform, url + "/agent-execution/demo-agent", args, body_file)
-                )
-                results.append(_h2load("get", platform, url + status_path, args, None))
+            h2load = shutil.which("h2load") and not args.aiohttp_only
+            if h2load:
+                create_url = url + "/agent-execution/demo-agent"
+                results.append(_h2load("create", platform, create_url, args, body_file))
             else:
                 results.append(await _loops("create", platform, args.connections, args.duration, create))
+            status_path = f"/agent-execution/{await settled_task()}/status"
+            if h2load:
+                results.append(_h2load("get", platform, url + status_path, args, None))
+            else:
                 results.append(await _loops("get", platform, args.connections, args.duration, get))
 
             # The answer must be at least --chunks characters long to be cut in that many chunks.
