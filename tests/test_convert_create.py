@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -680,3 +681,18 @@ def test_free_form_json_keeps_its_shape() -> None:
     body = create_task_to_platform(Request(agent_id="a", tool_call_payload_extension=struct(payload))).body
     assert body["payload_extension"] == payload
     assert json.dumps(body["payload_extension"], sort_keys=True) == json.dumps(payload, sort_keys=True)
+
+
+def test_struct_numbers_keep_their_value_and_sign_in_the_body() -> None:
+    request = task_service_pb2.CreateTaskRequest(agent_id="a1")
+    request.tool_call_payload_extension.update({"whole": 3.0, "half": 0.5, "negative_zero": -0.0})
+
+    body = create_task_to_platform(request).body
+
+    extension = body["payload_extension"]
+    assert extension["whole"] == 3
+    assert isinstance(extension["whole"], int)
+    assert extension["half"] == 0.5
+    # An integer 0 would lose the sign; the float keeps it.
+    assert isinstance(extension["negative_zero"], float)
+    assert math.copysign(1.0, extension["negative_zero"]) == -1.0

@@ -79,7 +79,9 @@ def value_to_json(value: struct_pb2.Value) -> Any:
         number = value.number_value
         if not math.isfinite(number):
             raise ValueError("holds a number that is not finite (NaN or infinity), which JSON cannot carry")
-        if number.is_integer() and -_EXACT_INT_LIMIT <= number <= _EXACT_INT_LIMIT:
+        # Whole numbers go out as JSON integers, except -0.0, whose sign an integer cannot keep.
+        negative_zero = number == 0 and math.copysign(1.0, number) < 0
+        if number.is_integer() and -_EXACT_INT_LIMIT <= number <= _EXACT_INT_LIMIT and not negative_zero:
             return int(number)
         return number
     if kind == "bool_value":
