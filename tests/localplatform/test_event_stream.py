@@ -182,6 +182,7 @@ async def test_a_reader_of_an_unfinished_run_follows_the_continuation(client: ht
     task = await create(client, "#pause")
     reader = asyncio.create_task(read_stream(client, task["id"]))
     await wait_status(client, task["id"], "paused")
+    await wait_open_streams(client, 1)  # connected before the continuation, so it reads the paused run
     body = {"id": task["id"], "input": {"text": "resume"}, "events_streaming": True}
     assert (await client.post("/agent-execution/demo-agent", json=body)).status_code == 200
     frames = await reader
