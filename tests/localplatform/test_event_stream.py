@@ -138,7 +138,9 @@ async def test_platform_stop_ends_open_streams_promptly() -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
         await platform.stop()
-        assert loop.time() - started < 1.0
+        assert (
+            loop.time() - started < 1.5
+        )  # neither a keep-alive (30 s) nor the 2 s shutdown grace was awaited
         frames = await reader
         assert types(frames)[:2] == ["task_created", "task_updated"]
         assert "task_finished" not in types(frames)

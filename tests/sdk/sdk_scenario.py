@@ -63,6 +63,16 @@ async def stream(task: Task) -> dict[str, Any]:
     return {"types": types, "untyped": untyped, "chunks": "".join(chunks), "final": final}
 
 
+async def wait_for(tasks: Tasks, task_id: str, status: AgentExecutionStatus) -> Task:
+    """Poll with `Tasks.aget` until the task reaches `status` (10 s at most)."""
+    for _ in range(200):
+        task = await tasks.aget(task_id)
+        if task.status == status:
+            return task
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"task {task_id} never reached {status.value}")
+
+
 async def main(base_url: str, organization_id: str, api_key: str) -> dict[str, Any]:
     config = Configuration(api_key=api_key, organization_id=organization_id, base_url=base_url)
     out: dict[str, Any] = {}
@@ -165,8 +175,7 @@ async def main(base_url: str, organization_id: str, api_key: str) -> dict[str, A
     out["json_task"] = {"source": json_task.source, "stream": await stream(json_task)}
 
     never = await agent.acreate_task(prompt="keep going #never #delay=0.01", events_streaming=True)
-    await asyncio.sleep(0.2)
-    running = await tasks.aget(never.id)
+    running = await wait_for(tasks, never.id, AgentExecutionStatus.Executing)
     stopped = await tasks.astop(never.id)
     out["never"] = {
         "running_status": running.status.value,
@@ -178,8 +187,7 @@ async def main(base_url: str, organization_id: str, api_key: str) -> dict[str, A
     paused = await tasks.acreate(
         agent_id="echo-agent", prompt="hold on #pause #delay=0.01", events_streaming=True
     )
-    await asyncio.sleep(0.2)
-    paused = await tasks.aget(paused.id)
+    paused = await wait_for(tasks, paused.id, AgentExecutionStatus.Paused)
     updated = await tasks.aupdate(paused.id, status=AgentExecutionStatus.Completed, result="done by hand")
     await updated.aset_status(AgentExecutionStatus.Completed, "saved whole")
     out["updated"] = {"paused": paused.status.value, "status": updated.status.value, "result": updated.result}
