@@ -40,6 +40,7 @@ class Plan:
     m7_streams: int
     m7_rate: float
     m8_streams: int
+    m8_rate: float
     m9_cycles: int
     m9_warm_up: int
     m10: bool
@@ -70,6 +71,7 @@ PLANS = {
         m7_streams=50,
         m7_rate=200,
         m8_streams=20,
+        m8_rate=100,
         m9_cycles=200,
         m9_warm_up=50,
         m10=False,
@@ -98,6 +100,7 @@ PLANS = {
         m7_streams=10_000,
         m7_rate=1000,
         m8_streams=2000,
+        m8_rate=200,
         m9_cycles=20_000,
         m9_warm_up=2000,
         m10=True,

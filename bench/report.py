@@ -90,7 +90,7 @@ def _m3_m4(runs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     bp99, dp99 = half["bridge"]["latency_ms"]["p99"], half["direct"]["latency_ms"]["p99"]
     m4 = _figure(
         "M4",
-        f"{bp99:.1f} ms at {half['offered_rate']}/s (direct {dp99:.1f} ms: {bp99 / dp99:.1f}x)",
+        f"{bp99:.1f} ms at {half['offered_rate']}/s (direct {dp99:.1f} ms: {bp99 / dp99:.2f}x)",
         bp99 <= 10 and bp99 <= 3 * dp99 and half["bridge"]["grpc_errors"] == 0,
         rate=half["offered_rate"],
         bridge_p99_ms=bp99,
@@ -360,6 +360,7 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
     points = runs.get("latency_curve", [])
     if points:
         fig, ax = plt.subplots(figsize=(6, 3.6), dpi=80)
+        points = sorted(points, key=lambda p: p["offered_rate"])
         rates = [p["offered_rate"] for p in points]
         for who, style in (("bridge", "-"), ("direct", "--")):
             for pct, marker in (("p50", "o"), ("p99", "s")):
