@@ -400,7 +400,12 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
     if idle and idle["opened"].get("server_rss_curve"):
         curve = idle["opened"]["server_rss_curve"]
         fig, ax = plt.subplots(figsize=(6, 3.4), dpi=80)
-        ax.plot([c[0] for c in curve], [c[1] for c in curve], marker=".")
+        ax.plot([c[0] for c in curve], [c[1] for c in curve], marker=".", label="defaults")
+        other = results.get("proposals_idle_streams")
+        if other and other["opened"].get("server_rss_curve"):
+            curve = other["opened"]["server_rss_curve"]
+            label = " ".join(other["flags"])
+            ax.plot([c[0] for c in curve], [c[1] for c in curve], marker=".", label=label)
         ax.axhline(600, color="C3", linestyle="--", label="target 600 MB")
         ax.set_xlabel("open idle StreamEvents")
         ax.set_ylabel("bridge RSS (MB)")
