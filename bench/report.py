@@ -78,7 +78,7 @@ def _m3_m4(runs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     d50, d99 = b["p50"] - d["p50"], b["p99"] - d["p99"]
     m3 = _figure(
         "M3",
-        f"+{d50:.2f} ms; +{d99:.2f} ms (at {low['offered_rate']}/s)",
+        f"{d50:+.2f} ms; {d99:+.2f} ms (at {low['offered_rate']}/s)",
         d50 <= 0.5 and d99 <= 1.5 and low["bridge"]["grpc_errors"] == 0,
         rate=low["offered_rate"],
         bridge_ms=b,
