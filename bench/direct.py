@@ -11,8 +11,8 @@ Modes (one JSON document on stdout):
 - `events`: `--streams` concurrent `burst-<n>` event streams read to the end: events per second.
 - `event-latency`: `--streams` `rate-<hz>-<n>` streams: upstream write -> client latency of each chunk.
 
-`--transport aiohttp` swaps the unary pool's transport for `bridge.platform.transport`'s, to measure that
-proposal with everything else unchanged.
+Both pools run on the transport the bridge uses by default (`--upstream-http`'s default), so the baseline
+moves with the bridge; `--transport httpx|aiohttp` picks one explicitly.
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ from bench.frames import create_task_request
 from bench.loadloop import closed_loop, open_loop
 from bench.loops import LOOPS, LoopKind, run
 from bench.stats import percentiles
+from bridge.config import Settings
 from bridge.convert.create import create_task_to_platform
 from bridge.credentials import Credentials
 from bridge.errors import BridgeError
 from bridge.platform.client import PlatformClient
-from bridge.platform.transport import TransportKind, unary_transport
+from bridge.platform.transport import AiohttpTransport, TransportKind
 
 __all__ = ["main"]
 
@@ -86,16 +87,28 @@ async def _event_latency(
     }
 
 
-def _swap_transport(client: PlatformClient, kind: TransportKind) -> None:
+def bridge_default_transport() -> TransportKind:
+    """The upstream pool implementation `xpander-bridge serve` uses when not told otherwise."""
+    default = Settings.model_fields["upstream_http"].default
+    return "aiohttp" if default == "aiohttp" else "httpx"
+
+
+def _client(base_url: str, kind: TransportKind) -> PlatformClient:
+    """The platform client with both pools on `kind`, sized like the bridge's defaults."""
     if kind == "httpx":
-        return
-    # Measuring the proposal: only the unary pool's transport changes; the client's code path is the same.
-    client._unary._transport = unary_transport(kind, max_connections=100)
+        return PlatformClient(base_url=base_url, events_base_url=base_url, org_in_rest_path=False)
+    return PlatformClient(
+        base_url=base_url,
+        events_base_url=base_url,
+        org_in_rest_path=False,
+        transport=AiohttpTransport(max_connections=100),
+        stream_transport=AiohttpTransport(max_connections=10_000, keepalive_expiry=0.0),
+    )
 
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
-    client = PlatformClient(base_url=args.base_url, events_base_url=args.base_url, org_in_rest_path=False)
-    _swap_transport(client, args.transport)
+    kind: TransportKind = bridge_default_transport() if args.transport == "default" else args.transport
+    client = _client(args.base_url, kind)
     creds = Credentials(api_key="bench-key", organization_id=args.organization)
     call_body = create_task_to_platform(create_task_request())
 
@@ -114,7 +127,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             result = await _event_latency(client, creds, args.streams, args.hz, args.events)
     finally:
         await client.aclose()
-    result["transport"] = args.transport
+    result["transport"] = kind
     result["loop"] = args.loop
     return result
 
@@ -135,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, default=100)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--hz", type=int, default=10)
-    parser.add_argument("--transport", choices=("httpx", "aiohttp"), default="httpx")
+    parser.add_argument("--transport", choices=("default", "httpx", "aiohttp"), default="default")
     parser.add_argument("--loop", choices=LOOPS, default="asyncio")
     args = parser.parse_args(argv)
     loop: LoopKind = args.loop

@@ -56,6 +56,7 @@ def _m1_m2(runs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             ratio=m1,
             bridge_per_s=bridge,
             direct_per_s=direct,
+            direct_transport=rounds[0]["direct"].get("transport") if rounds else None,
             bridge_grpc_errors=errors,
         ),
         _figure(

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import h2load, machine, profile
+from bench.direct import bridge_default_transport as direct_default_transport
 from bench.frames import (
     CREATE_PATH,
     GRPC_HEADERS,
@@ -287,8 +288,8 @@ class Run:
         figures["latency_ms"] = percentiles([us / 1000 for us in kept]).as_dict()
         return figures
 
-    def direct(self, mode: str, *options: str, transport: str = "httpx") -> dict[str, Any]:
-        """The direct-client baseline on the bridge's core."""
+    def direct(self, mode: str, *options: str, transport: str = "default") -> dict[str, Any]:
+        """The direct-client baseline on the bridge's core (on the bridge's default transport)."""
         argv = ["-m", "bench.direct", mode, "--base-url", self.upstream_url, "--transport", transport]
         return run_json([*argv, *options], BRIDGE_CORE, timeout=900)
 
@@ -536,6 +537,7 @@ class Run:
 
     PROPOSALS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("defaults", ()),
+        ("--upstream-http httpx", ("--upstream-http", "httpx")),
         ("--upstream-http aiohttp", ("--upstream-http", "aiohttp")),
         ("--no-uvloop", ("--no-uvloop",)),
         ("--log-level WARNING", ("--log-level", "WARNING")),
@@ -560,27 +562,17 @@ class Run:
                         "low_rate": self.bridge_open(bridge, plan.low_rate, plan.open_seconds),
                         "burst": self.bridge_burst(bridge.port),
                     }
-            found["direct client, aiohttp transport"] = {
-                "closed": self.direct(
-                    "closed",
-                    "--requests",
-                    str(plan.direct_requests),
-                    "--concurrency",
-                    str(plan.concurrency),
-                    transport="aiohttp",
-                ),
-                "low_rate": self.direct(
-                    "open",
-                    "--rate",
-                    str(plan.low_rate),
-                    "--seconds",
-                    str(plan.open_seconds),
-                    transport="aiohttp",
-                ),
-            }
+            for transport in ("httpx", "aiohttp"):
+                closed = ["--requests", str(plan.direct_requests), "--concurrency", str(plan.concurrency)]
+                low = ["--rate", str(plan.low_rate), "--seconds", str(plan.open_seconds)]
+                found[f"direct client, {transport} transport"] = {
+                    "closed": self.direct("closed", *closed, transport=transport),
+                    "low_rate": self.direct("open", *low, transport=transport),
+                }
         self.results["proposals"] = found
+        other = "httpx" if direct_default_transport() == "aiohttp" else "aiohttp"
         self.results["proposals_idle_streams"] = self._idle_streams(
-            "idle streams with --upstream-http aiohttp", ("--upstream-http", "aiohttp")
+            f"idle streams with --upstream-http {other}", ("--upstream-http", other)
         )
 
     def levers(self) -> None:
