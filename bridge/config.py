@@ -172,10 +172,10 @@ class Settings(OpsSettings):
         description="Extra attempts of a read (GET) whose connection could not be opened.",
     )
     upstream_http: Literal["httpx", "aiohttp"] = Field(
-        default="httpx",
+        default="aiohttp",
         validation_alias="BRIDGE_UPSTREAM_HTTP",
-        description="Connection pool under the platform client: httpx's own (`httpx`) or aiohttp's "
-        "(`aiohttp`, without `upstream_ca_bundle`).",
+        description="Connection pool under the platform client: aiohttp's (`aiohttp`, faster under "
+        "concurrency) or httpx's own (`httpx`); both verify TLS and honour HTTP(S)_PROXY / NO_PROXY alike.",
     )
 
     # --- Event streams ------------------------------------------------------------------------------------
@@ -228,14 +228,6 @@ class Settings(OpsSettings):
     def _backoff_bounds(self) -> Settings:
         if self.sse_backoff_max < self.sse_backoff_initial:
             raise ValueError("sse_backoff_max must be at least sse_backoff_initial")
-        return self
-
-    @model_validator(mode="after")
-    def _aiohttp_cannot_take_a_ca_bundle(self) -> Settings:
-        # The aiohttp transport verifies against the system CAs only; silently ignoring a private CA would
-        # turn a working configuration into certificate failures, or worse, hide which CA is trusted.
-        if self.upstream_http == "aiohttp" and self.upstream_ca_bundle is not None:
-            raise ValueError("upstream_ca_bundle needs upstream_http=httpx")
         return self
 
     @property

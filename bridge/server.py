@@ -32,6 +32,7 @@ from pydantic import SecretStr
 
 from bridge.config import Settings, parse_listen
 from bridge.ops.runtime import Operations
+from bridge.ops.tls import upstream_verify
 from bridge.ops.tracing import Tracing
 from bridge.ops.upstream import environment_proxy
 from bridge.ops.workers import Worker
@@ -177,10 +178,18 @@ class BridgeServer:
         settings = self._settings
         unary_base, stream_base = self._http_transport, self._stream_transport
         if settings.upstream_http == "aiohttp":
-            unary_base = unary_base or AiohttpTransport(max_connections=settings.upstream_max_connections)
+            verify = upstream_verify(settings.upstream_ca_bundle)
+            unary_base = unary_base or AiohttpTransport(
+                max_connections=settings.upstream_max_connections,
+                verify=verify,
+                proxy=environment_proxy(settings.base_url),
+            )
             # No idle stream connections are kept: each stream is long, and reconnects follow a drop.
             stream_base = stream_base or AiohttpTransport(
-                max_connections=settings.stream_max_connections, keepalive_expiry=0.0
+                max_connections=settings.stream_max_connections,
+                keepalive_expiry=0.0,
+                verify=verify,
+                proxy=environment_proxy(settings.resolved_events_base_url),
             )
         unary = (
             ops.upstream_transport(unary_base)

@@ -14,6 +14,7 @@ failures by httpx type (connection never opened vs broken mid-request vs timed o
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Literal
@@ -71,11 +72,25 @@ class _ResponseStream(httpx.AsyncByteStream):
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
-    """Sends httpx requests through one `aiohttp.ClientSession`, created on first use on the running loop."""
+    """Sends httpx requests through one `aiohttp.ClientSession`, created on first use on the running loop.
 
-    def __init__(self, *, max_connections: int | None, keepalive_expiry: float = 5.0) -> None:
+    `verify` is httpx's: True checks certificates against the system CAs, an `ssl.SSLContext` against the
+    CAs it trusts, False not at all. `proxy` is the HTTP proxy every request goes through (https URLs by
+    CONNECT), or None; like httpx given a transport, the transport reads no proxy from the environment.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int | None,
+        keepalive_expiry: float = 5.0,
+        verify: ssl.SSLContext | bool = True,
+        proxy: str | None = None,
+    ) -> None:
         self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
+        self._verify = verify
+        self._proxy = proxy
         self._session: aiohttp.ClientSession | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
@@ -84,6 +99,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 limit=self._max_connections or 0,
                 keepalive_timeout=self._keepalive_expiry if self._keepalive_expiry > 0 else None,
                 force_close=self._keepalive_expiry <= 0,
+                # aiohttp's True is its default context on the system CAs, as httpx's is.
+                ssl=self._verify,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -105,6 +122,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw
                 ],
                 data=content or None,
+                proxy=self._proxy,
                 allow_redirects=False,
                 compress=False,
                 timeout=aiohttp.ClientTimeout(
@@ -130,11 +148,20 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
 
 def unary_transport(
-    kind: TransportKind, *, max_connections: int, keepalive_expiry: float = 5.0
+    kind: TransportKind,
+    *,
+    max_connections: int,
+    keepalive_expiry: float = 5.0,
+    verify: ssl.SSLContext | bool = True,
+    proxy: str | None = None,
 ) -> httpx.AsyncBaseTransport:
-    """The transport for a pooled httpx client: httpx's own (httpcore) or aiohttp's."""
+    """A pooled httpx client's transport: httpx's own (httpcore) or aiohttp's, verifying and proxied alike."""
     if kind == "aiohttp":
-        return AiohttpTransport(max_connections=max_connections, keepalive_expiry=keepalive_expiry)
+        return AiohttpTransport(
+            max_connections=max_connections, keepalive_expiry=keepalive_expiry, verify=verify, proxy=proxy
+        )
     return httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        verify=verify,
+        proxy=proxy,
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
     )

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 from bridge.config import Settings
 from bridge.ops.auth import UnsafeExposureError
@@ -299,20 +299,26 @@ async def test_the_aiohttp_pool_carries_calls_streams_reconnects_and_metrics() -
     assert value(samples, "bridge_upstream_reconnects_total", route="task_events") == 1
 
 
-def test_the_aiohttp_pool_cannot_take_a_ca_bundle() -> None:
-    with pytest.raises(ValidationError, match="upstream_ca_bundle needs upstream_http=httpx"):
-        Settings(upstream_http="aiohttp", upstream_ca_bundle="/etc/ssl/certs/ca.pem")  # type: ignore[arg-type]
+def test_both_pools_take_a_ca_bundle_and_aiohttp_is_the_default() -> None:
+    assert Settings().upstream_http == "aiohttp"
+    for pool in ("aiohttp", "httpx"):
+        settings = Settings(upstream_http=pool, upstream_ca_bundle="/etc/ssl/certs/ca.pem")  # type: ignore[arg-type]
+        assert str(settings.upstream_ca_bundle) == "/etc/ssl/certs/ca.pem"
 
 
+@pytest.mark.parametrize("pool", ["aiohttp", "httpx"])
 async def test_the_platform_is_reached_through_the_proxy_the_environment_names(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, pool: str
 ) -> None:
     for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
         monkeypatch.delenv(name, raising=False)
     async with recording_platform() as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         settings = Settings(
-            listen="127.0.0.1:0", base_url="http://platform.invalid", api_key=SecretStr(API_KEY)
+            listen="127.0.0.1:0",
+            base_url="http://platform.invalid",
+            api_key=SecretStr(API_KEY),
+            upstream_http=pool,  # type: ignore[arg-type]
         )
         async with (
             BridgeServer(settings) as bridge,
