@@ -195,6 +195,10 @@ async def test_unsafe_request_ids_are_replaced(captured: io.StringIO) -> None:
         ("sent Bearer abc.def-ghi to x", "sent Bearer [REDACTED] to x"),
         ("forgot the password, again", "forgot the password, again"),
         ('next_page_token: "p-2"', 'next_page_token: "p-2"'),
+        # Case-insensitive matching also takes non-ASCII look-alikes (U+017F is a long s).
+        ("pa\u017f\u017fword=hunter22 ok", "pa\u017f\u017fword=[REDACTED] ok"),
+        ("sent BEARER abc.def-ghi \u00e9t\u00e9", "sent BEARER [REDACTED] \u00e9t\u00e9"),
+        ("rpc method=/x.v1.S/Get code=OK task_id=t-1", "rpc method=/x.v1.S/Get code=OK task_id=t-1"),
     ],
 )
 def test_redactor_patterns(text: str, expected: str) -> None:
