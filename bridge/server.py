@@ -18,7 +18,6 @@ calls get `shutdown_grace` seconds to finish.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -54,6 +53,7 @@ LOCAL_API_KEY = "local-dev-key"
 """Default key with `--local-platform` when none is configured: the local platform accepts any key."""
 
 REFLECTION_V1_SERVICE = "grpc.reflection.v1.ServerReflection"
+"""The stable reflection service, which grpcio-reflection ships only as v1alpha."""
 
 _CORE_BACKLOG_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.server.max_pending_requests", 20_000),
@@ -64,8 +64,6 @@ cancels new ones at random, unseen by the bridge: a burst of stream opens then e
 interceptor, log line or metric knowing. A larger backlog lets the bridge's own limits (max_open_streams,
 max_concurrent_calls) decide, with RetryInfo; calls still waiting after 30 s are cancelled by the core."""
 
-_GC_THRESHOLDS: tuple[int, int, int] = (20_000, 20, 20)
-"""The stable reflection service, which grpcio-reflection ships only as v1alpha."""
 
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
@@ -168,9 +166,6 @@ class BridgeServer:
             ),
             on_stream_reconnect=stream_reconnected,
         )
-        # Thousands of long-lived streams are thousands of live objects that every young-generation collection
-        # would walk again: collect less often (as the local platform does).
-        _collect_garbage_less_often()
         server = grpc.aio.server(
             interceptors=[*ops.interceptors(), *self._interceptors],
             options=[*ops.server_options(), *_CORE_BACKLOG_OPTIONS, *self._options],
@@ -338,13 +333,6 @@ def pointed_at_local_platform(settings: Settings, url: str, organization_id: str
             "api_key": settings.api_key or SecretStr(LOCAL_API_KEY),
         }
     )
-
-
-def _collect_garbage_less_often() -> None:
-    """Raise the process's collection thresholds to `_GC_THRESHOLDS` (never lower them)."""
-    current = gc.get_threshold()
-    if current[0] < _GC_THRESHOLDS[0]:
-        gc.set_threshold(*_GC_THRESHOLDS)
 
 
 def _warn_about_queueing(settings: Settings) -> None:
