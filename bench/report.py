@@ -254,7 +254,9 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         "# Benchmark results",
         "",
-        f"`{meta['command']}` at commit `{meta['commit']}`, {meta['started']} - {meta.get('finished', '?')}.",
+        f"`{meta['command']}` at commit `{meta['commit']}` (`{meta.get('commit_at_end', meta['commit'])}` "
+        f"at the end), measuring {meta.get('measuring_from', meta['started'])} - "
+        f"{meta.get('finished', '?')}.",
         f"Machine: {described['cpu_model']}, {described['cores']} cores, {described['memory_gib']} GiB, "
         f"Linux {described['kernel']}, Python {described['python']}. {meta['layout']}.",
         f"Load average (1 min): {meta.get('load_average_at_start')} at start, "

@@ -591,6 +591,9 @@ class Run:
             machine.wait_for_quiet(QUIET_LOAD, 1200) if self.wait else (machine.load_average()[0], False)
         )
         self.results["meta"]["load_average_at_start"] = round(start_load[0], 2)
+        # The tree may have moved while the run waited for a quiet machine: name what is measured.
+        self.results["meta"]["commit"] = _git_commit()
+        self.results["meta"]["measuring_from"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         self.prepare()
         try:
             self.upstream_ceilings()
@@ -616,6 +619,7 @@ class Run:
             if self.responder is not None:
                 self.responder.stop()
         self.results["meta"]["load_average_at_end"] = round(machine.load_average()[0], 2)
+        self.results["meta"]["commit_at_end"] = _git_commit()
         self.results["meta"]["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         from bench.report import figures
 
