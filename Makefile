@@ -39,8 +39,8 @@ buf-lint: install
 	cd protos && ../$(BIN)/buf format --diff --exit-code .
 
 lint: install
-	$(BIN)/ruff check bridge tests
-	$(BIN)/ruff format --check bridge tests
+	$(BIN)/ruff check bridge tests bench examples/python_client.py
+	$(BIN)/ruff format --check bridge tests bench examples/python_client.py
 
 typecheck: install
 	$(BIN)/mypy
