@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncGenerator
 from typing import Final, Generic, TypeVar
 
@@ -55,7 +56,12 @@ _END: Final = _End()
 
 
 class EventRelay(Generic[T]):
-    """Relays `source`'s items, and HEARTBEAT after `heartbeat_interval` seconds of silence (None: never)."""
+    """Relays `source`'s items, and HEARTBEAT after `heartbeat_interval` seconds of silence (None: never).
+
+    The buffer is a deque and two futures (a consumer waiting for items, the source waiting for room) created
+    only when one side has to wait: while the source has events parsed ahead, an item costs an append and a
+    pop, with no task switch. The event loop is looked up once, not on every hand-over.
+    """
 
     def __init__(
         self,
@@ -68,12 +74,17 @@ class EventRelay(Generic[T]):
         self._heartbeat_interval = (
             heartbeat_interval if heartbeat_interval and heartbeat_interval > 0 else None
         )
-        self._queue: asyncio.Queue[T | _End | _Failure] = asyncio.Queue(maxsize=buffer_size)
+        self._buffer_size = max(1, buffer_size)
+        self._items: deque[T | _End | _Failure] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._items_ready: asyncio.Future[None] | None = None
+        self._room: asyncio.Future[None] | None = None
         self._producer: asyncio.Task[None] | None = None
         self._interrupted = False
 
     async def __aenter__(self) -> EventRelay[T]:
-        self._producer = asyncio.get_running_loop().create_task(self._pump())
+        self._loop = asyncio.get_running_loop()
+        self._producer = self._loop.create_task(self._pump())
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -86,42 +97,61 @@ class EventRelay(Generic[T]):
         self._interrupted = True
         if self._producer is not None:
             self._producer.cancel()
-        # Wake a consumer blocked on an empty buffer; a full buffer means it is not blocked on it.
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(_END)
+        _wake(self._items_ready)
 
     def __aiter__(self) -> EventRelay[T]:
         return self
 
     async def __anext__(self) -> T | Heartbeat:
-        if self._interrupted:
-            raise RelayInterrupted
-        if self._queue.empty() and self._heartbeat_interval is not None:
+        items = self._items
+        while not items:
+            if self._interrupted:
+                raise RelayInterrupted
+            loop = self._loop
+            assert loop is not None, "iterate the relay inside `async with`"
+            waiter = self._items_ready = loop.create_future()
+            if self._heartbeat_interval is None:
+                await waiter
+                continue
+            timer = loop.call_later(self._heartbeat_interval, _wake, waiter)
             try:
-                async with asyncio.timeout(self._heartbeat_interval):
-                    item = await self._queue.get()
-            except TimeoutError:
+                await waiter
+            finally:
+                timer.cancel()
+            if not items and not self._interrupted:
                 return HEARTBEAT
-        else:
-            item = await self._queue.get()
         if self._interrupted:
             raise RelayInterrupted
+        item = items.popleft()
+        _wake(self._room)
         if isinstance(item, _End):
+            items.appendleft(item)  # the end stays the end for any later call
             raise StopAsyncIteration
         if isinstance(item, _Failure):
+            items.appendleft(_END)
             raise item.error
         return item
 
+    def _put(self, item: T | _End | _Failure) -> None:
+        self._items.append(item)
+        _wake(self._items_ready)
+
     async def _pump(self) -> None:
         # The source is iterated, and closed, in this task only: its `async with` blocks enter and exit here.
+        loop = self._loop
+        assert loop is not None
+        items, limit = self._items, self._buffer_size
         try:
             async with contextlib.aclosing(self._source) as source:
                 async for item in source:
-                    await self._queue.put(item)
+                    self._put(item)
+                    while len(items) >= limit:
+                        room = self._room = loop.create_future()
+                        await room
         except Exception as error:
-            await self._queue.put(_Failure(error))
+            self._put(_Failure(error))
             return
-        await self._queue.put(_END)
+        self._put(_END)
 
     async def _stop_producer(self) -> None:
         producer = self._producer
@@ -133,3 +163,8 @@ class EventRelay(Generic[T]):
         await asyncio.wait({producer})
         if not producer.cancelled():
             producer.exception()  # retrieved so asyncio does not report it; _pump keeps none anyway
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
