@@ -137,25 +137,33 @@ class TaskService(task_service_pb2_grpc.TaskServiceServicer):
     async def StreamEvents(
         self, request: task_service_pb2.StreamEventsRequest, context: Context
     ) -> AsyncIterator[task_service_pb2.StreamEventsResponse]:
-        """`GET {events_root}/agent-execution/{task_id}/events`, resumed and reconnected by the bridge."""
+        """`GET {events_root}/agent-execution/{task_id}/events`, resumed and reconnected by the bridge.
+
+        The stream is opened straight away. The task is read (GetTask) only when the platform refuses the
+        stream or closes it before any event, to answer NOT_FOUND or FAILED_PRECONDITION (a task created
+        without `events_streaming`) rather than the platform's bare status; either way before any message.
+        """
         async with _RpcErrors(context, "task_events"):
             creds = self._credentials(context)
             task_id = convert.validate_resource_id("task_id", request.task_id)
             heartbeat = _heartbeat_seconds(request)
-            creds.require_organization("StreamEvents")
+            organization_id = creds.require_organization("StreamEvents")
             if self._draining:
                 raise _shutting_down(task_id, request.after_sequence)
-            # Read the task first: an unknown task or one without streaming fails before any message.
-            task = convert.task_from_platform(
-                await self._platform.get_task(task_id, creds, budget=_budget(context))
-            )
-            if not task.events_streaming:
-                raise FailedPrecondition(
-                    f"task {task_id} was not created with events_streaming; "
-                    "create it with events_streaming=true to stream its events",
-                    reason="EVENTS_STREAMING_DISABLED",
-                    metadata={"task_id": task_id},
+
+            async def check_task() -> None:
+                # Asked only when the platform refuses the stream or ends it at once: says why, if it can.
+                task = convert.task_from_platform(
+                    await self._platform.get_task(task_id, creds, budget=_budget(context))
                 )
+                if not task.events_streaming:
+                    raise FailedPrecondition(
+                        f"task {task_id} was not created with events_streaming; "
+                        "create it with events_streaming=true to stream its events",
+                        reason="EVENTS_STREAMING_DISABLED",
+                        metadata={"task_id": task_id},
+                    )
+
             delivered = request.after_sequence
             events = follow_task_events(
                 self._platform,
@@ -164,6 +172,7 @@ class TaskService(task_service_pb2_grpc.TaskServiceServicer):
                 after_sequence=delivered,
                 policy=self._reconnect_policy,
                 on_reconnect=self._on_stream_reconnect,
+                check_task=check_task,
             )
             relay: EventRelay[tuple[int, dict[str, Any]]] = EventRelay(events, heartbeat_interval=heartbeat)
             self._relays.add(relay)
@@ -174,7 +183,7 @@ class TaskService(task_service_pb2_grpc.TaskServiceServicer):
                     async for item in relay:
                         if isinstance(item, Heartbeat):
                             yield task_service_pb2.StreamEventsResponse(
-                                event=convert.heartbeat_event(task_id, task.organization_id, delivered)
+                                event=convert.heartbeat_event(task_id, organization_id, delivered)
                             )
                             continue
                         sequence, envelope = item

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
 
 from bridge.localplatform import control, handlers
-from bridge.localplatform.state import COUNTED, DROP_AFTER, STATE, PlatformState
+from bridge.localplatform.state import CLOSE_CLEANLY, COUNTED, DROP_AFTER, STATE, PlatformState
 from bridge.localplatform.stream import task_events
 from bridge.localplatform.wire import ApiError, error_response
 
@@ -107,6 +107,7 @@ def _guard(state: PlatformState, name: str, handler: Handler) -> Handler:
                     return error_response(fault.status, fault.error_detail(), headers)
                 if fault.drop_after_events is not None:
                     request[DROP_AFTER] = fault.drop_after_events
+                    request[CLOSE_CLEANLY] = fault.close_cleanly
         if state.api_keys:
             key = request.headers.get("x-api-key")
             if key is None:

@@ -3,12 +3,13 @@
 `POST /_local/faults` body (JSON), all keys but `route` optional:
 
     {"route": "create_task", "status": 503, "times": 2, "retry_after": 1, "latency": 0.2,
-     "drop_after_events": 3, "detail": "..."}
+     "drop_after_events": 3, "close_cleanly": false, "detail": "..."}
 
 `times` defaults to 1; `null` means "until cleared". A request of that route consumes one use of the oldest
 matching fault: it first waits `latency` seconds, then answers `status` with `{"detail": detail}` (and a
 `Retry-After` header when `retry_after` is set), or, for `task_events` with `drop_after_events`, streams that
-many events and cuts the connection without `task_finished`.
+many events and cuts the connection without `task_finished` (with `close_cleanly`: ends the response properly
+instead, as a platform closing an idle stream would).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Fault(BaseModel):
     retry_after: int | None = Field(default=None, ge=0)
     latency: float = Field(default=0.0, ge=0.0, le=60.0)
     drop_after_events: int | None = Field(default=None, ge=0)
+    close_cleanly: bool = False
     detail: str | None = None
 
     @model_validator(mode="after")
@@ -52,6 +54,8 @@ class Fault(BaseModel):
             raise ValueError("a fault needs at least one of status, latency or drop_after_events")
         if self.drop_after_events is not None and self.route != "task_events":
             raise ValueError("drop_after_events applies only to the task_events route")
+        if self.close_cleanly and self.drop_after_events is None:
+            raise ValueError("close_cleanly applies only with drop_after_events")
         if self.drop_after_events is not None and self.status is not None:
             raise ValueError(
                 "drop_after_events and status exclude each other: a stream either starts or fails"

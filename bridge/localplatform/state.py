@@ -13,7 +13,7 @@ from bridge.localplatform.stats import Stats
 from bridge.localplatform.store import TaskStore
 from bridge.localplatform.wire import dumps
 
-__all__ = ["COUNTED", "DROP_AFTER", "STATE", "PlatformState"]
+__all__ = ["CLOSE_CLEANLY", "COUNTED", "DROP_AFTER", "STATE", "PlatformState"]
 
 
 @dataclass(eq=False)
@@ -62,3 +62,6 @@ COUNTED = web.RequestKey("local_platform_counted", bool)  # the handler counted 
 DROP_AFTER = web.RequestKey(
     "local_platform_drop_after", int
 )  # an injected fault cuts the stream after N events
+CLOSE_CLEANLY = web.RequestKey(
+    "local_platform_close_cleanly", bool
+)  # ... and ends the response properly instead of cutting the connection

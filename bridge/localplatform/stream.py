@@ -18,7 +18,7 @@ from aiohttp import web
 
 from bridge.localplatform.eventlog import EventLog
 from bridge.localplatform.handlers import task_record
-from bridge.localplatform.state import COUNTED, DROP_AFTER, STATE, PlatformState
+from bridge.localplatform.state import CLOSE_CLEANLY, COUNTED, DROP_AFTER, STATE, PlatformState
 from bridge.localplatform.wire import ApiError
 
 __all__ = ["task_events"]
@@ -43,7 +43,7 @@ async def task_events(request: web.Request) -> web.StreamResponse:
     request[COUNTED] = True
     state.stats.stream_opened()
     try:
-        if await _pump(state, record.log, response, position, drop_after):
+        if await _pump(state, record.log, response, position, drop_after) or request.get(CLOSE_CLEANLY):
             await response.write_eof()
         elif request.transport is not None:
             # An injected drop: close the socket without the final chunk, as a broken proxy would.

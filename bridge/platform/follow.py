@@ -17,12 +17,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from bridge.credentials import Credentials
-from bridge.errors import BridgeError, DeadlineExceeded, Unavailable
+from bridge.errors import (
+    BridgeError,
+    DeadlineExceeded,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
 from bridge.platform.client import PlatformClient
 
 __all__ = ["FINISH_LINGER", "ReconnectPolicy", "follow_task_events"]
@@ -36,6 +43,8 @@ _FINISHED = "task_finished"
 # Failures worth another connection: the platform unreachable, overloaded or cut off. Anything else (not
 # found, no permission, an unreadable answer) would fail the same way again.
 _RETRIABLE: tuple[type[BridgeError], ...] = (Unavailable, DeadlineExceeded)
+# Refusals that already say what is wrong; reading the task would only fail the same way.
+_SELF_EXPLAINED: tuple[type[BridgeError], ...] = (NotFound, Unauthenticated, PermissionDenied)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,16 +70,21 @@ async def follow_task_events(
     after_sequence: int = 0,
     policy: ReconnectPolicy | None = None,
     on_reconnect: Callable[[], object] | None = None,
+    check_task: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncGenerator[tuple[int, dict[str, Any]], None]:
     """Every `(sequence, envelope)` of the task's stream after `after_sequence`, once each, to the end.
 
-    `on_reconnect` is called before each reconnection after a drop (e.g. to count them).
+    `on_reconnect` is called before each reconnection after a drop (e.g. to count them). `check_task` is
+    awaited at most once, when the first connection is refused (other than not found or not allowed) or ends
+    without a single event: it may raise the error that explains why (a task that does not stream). When it
+    returns, the refusal is raised as it came, and an empty stream is reconnected like any drop.
     """
     policy = policy or ReconnectPolicy()
     delivered = after_sequence
     failures = 0
     # Last-Event-ID only means something to a platform that numbers its events; the first connection tells.
     resume_by_id = True
+    first = True
     while True:
         last_event_id = delivered if resume_by_id and delivered > 0 else None
         progressed = False
@@ -103,6 +117,10 @@ async def follow_task_events(
                     yield sequence, envelope
         except _RETRIABLE as error:
             cause: BridgeError = error
+        except BridgeError as error:
+            if first and received == 0 and check_task is not None and not isinstance(error, _SELF_EXPLAINED):
+                await check_task()
+            raise
         else:
             if finished:
                 return
@@ -111,11 +129,14 @@ async def follow_task_events(
                 # once more without it, skipping by sequence, to see how the stream ends. Not a failure.
                 resume_by_id = False
                 continue
+            if first and received == 0 and check_task is not None:
+                await check_task()
             cause = Unavailable(
                 f"the platform closed the event stream of task {task_id} before task_finished",
                 reason="UPSTREAM_STREAM_CLOSED",
                 metadata={"route": "task_events"},
             )
+        first = False
         failures = 0 if progressed else failures + 1
         if failures > policy.attempts:
             raise _exhausted(task_id, delivered, policy, cause)

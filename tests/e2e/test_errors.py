@@ -118,7 +118,9 @@ async def test_stream_of_a_task_without_streaming_is_failed_precondition(stack: 
     got = await failure(drain(stack.stub.StreamEvents(Request.StreamEventsRequest(task_id=task_id))))
     assert got.code == Code.FAILED_PRECONDITION
     assert f"task {task_id} was not created with events_streaming" in got.message
-    assert await stack.control.requests("task_events") == {}
+    # The stream is tried first; its refusal (409 here) makes the bridge read the task to say why.
+    assert await stack.control.requests("task_events") == {"409": 1}
+    assert await stack.control.requests("get_task") == {"200": 1}
 
 
 async def test_upstream_slower_than_the_deadline_is_deadline_exceeded(stack: Stack) -> None:
@@ -156,12 +158,20 @@ async def test_connection_refused_is_unavailable() -> None:
             for call in (
                 stub.GetTask(Request.GetTaskRequest(task_id="t1"), timeout=5),
                 stub.CreateTask(Request.CreateTaskRequest(agent_id="demo-agent"), timeout=5),
-                drain(stub.StreamEvents(Request.StreamEventsRequest(task_id="t1"), timeout=5)),
             ):
                 got = await failure(call)
                 assert got.code == Code.UNAVAILABLE
                 assert got.error_info is not None
                 assert got.error_info.reason == "UPSTREAM_UNREACHABLE"
+            # A stream retries the connection like any drop before giving up, naming where to resume.
+            got = await failure(
+                drain(stub.StreamEvents(Request.StreamEventsRequest(task_id="t1"), timeout=5))
+            )
+            assert got.code == Code.UNAVAILABLE
+            assert got.error_info is not None
+            assert got.error_info.reason == "UPSTREAM_STREAM_LOST"
+            assert got.error_info.metadata["last_sequence"] == "0"
+            assert "could not connect to the platform" in got.message
 
 
 # --- An upstream that answers something the bridge cannot read ----------------------------------------------

@@ -176,6 +176,7 @@ async def test_calls_and_streams_beyond_the_limits_are_shed_with_retry_info() ->
         again.cancel()
         samples = await scrape(stack)
         upstream_gets = await stack.control.requests("get_task")
+        upstream_streams = await stack.control.requests("task_events")
 
     for error, limit in ((shed_call.value, "concurrent_calls"), (shed_stream.value, "open_streams")):
         failure = failure_of(error)
@@ -188,8 +189,9 @@ async def test_calls_and_streams_beyond_the_limits_are_shed_with_retry_info() ->
     shed = "bridge_requests_shed_total"
     assert value(samples, shed, service=SERVICE, method="GetTask", limit="concurrent_calls") == 1
     assert value(samples, shed, service=SERVICE, method="StreamEvents", limit="open_streams") == 1
-    # Shed calls never reached the platform: two slow reads, and one task read per accepted stream.
-    assert upstream_gets == {"200": 4}
+    # Shed calls never reached the platform: two slow reads, and one event stream per accepted stream.
+    assert upstream_gets == {"200": 2}
+    assert upstream_streams == {"200": 2}
 
 
 async def test_oversized_prompts_and_schemas_never_reach_the_platform_and_gzip_is_accepted() -> None:

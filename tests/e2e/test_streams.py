@@ -58,6 +58,43 @@ async def test_a_dropped_upstream_is_reconnected_without_gap_or_duplicate() -> N
     assert len(reconnects) == 2
 
 
+async def test_a_first_stream_closed_before_any_event_reads_the_task_once_then_reconnects(
+    stack: Stack,
+) -> None:
+    task_id = (await stack.create()).task.id
+    await stack.control.reset_stats()
+    await stack.control.fault("task_events", drop_after_events=0, close_cleanly=True)
+    messages = await stack.stream(task_id)
+    assert [m.event.sequence for m in messages] == list(range(1, len(messages) + 1))
+    assert messages[-1].event.type == FINISHED
+    # The empty answer could have meant a task that does not stream: the task was read to rule that out.
+    assert await stack.control.requests("get_task") == {"200": 1}
+    assert await stack.control.requests("task_events") == {"200": 2}
+
+
+async def test_a_refused_stream_of_a_streaming_task_keeps_the_platform_answer(stack: Stack) -> None:
+    task_id = (await stack.create()).task.id
+    await stack.control.reset_stats()
+    await stack.control.fault("task_events", status=409, detail="busy elsewhere")
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stack.stream(task_id)
+    got = failure_of(error.value)
+    # The task streams, so the refusal is not explained away: the platform's 409 reaches the caller.
+    assert got.error_info is not None
+    assert got.error_info.metadata["http_status"] == "409"
+    assert "busy elsewhere" in got.message
+    assert await stack.control.requests("get_task") == {"200": 1}
+
+
+async def test_a_healthy_stream_never_reads_the_task(stack: Stack) -> None:
+    task_id = (await stack.create()).task.id
+    await stack.control.reset_stats()
+    messages = await stack.stream(task_id)
+    assert messages[-1].event.type == FINISHED
+    assert await stack.control.requests("get_task") == {}
+    assert await stack.control.requests("task_events") == {"200": 1}
+
+
 async def test_exhausted_reconnections_end_with_unavailable_and_the_client_resumes(stack: Stack) -> None:
     task_id = (await stack.create("#delay=0.01")).task.id
     await stack.control.fault("task_events", drop_after_events=2)

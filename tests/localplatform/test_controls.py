@@ -34,7 +34,7 @@ async def test_status_fault_answers_n_times_then_clears_itself(client: httpx.Asy
     assert active == {
         "faults": [
             {"route": "create_task", "status": 503, "times": 2, "retry_after": 1, "latency": 0.0,
-             "drop_after_events": None, "detail": "busy"}
+             "drop_after_events": None, "close_cleanly": False, "detail": "busy"}
         ]
     }  # fmt: skip
     for _ in range(2):
