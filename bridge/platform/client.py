@@ -3,8 +3,12 @@
 `PlatformClient` knows nothing of gRPC or generated code. It takes plain values and per-call credentials,
 returns parsed JSON, and raises bridge errors (`bridge.errors`): a non-2xx answer through `from_http_status`
 with the FastAPI `{"detail": ...}` body and `Retry-After` honoured; transport failures through one translation
-(`_translated`). Unary calls share one pooled `httpx.AsyncClient`; event streams get their own client, with a
-large connection limit and no read timeout, so long-lived streams never hold connections unary calls wait for.
+(`_translated`). Unary calls share one connection pool; event streams get their own, with a large connection
+limit and no read timeout, so long-lived streams never hold connections unary calls wait for.
+
+Each pool is an `httpx.AsyncClient`, but requests are built here (from URLs parsed once, see `_URLCache`)
+and, when a transport is given, handed straight to it (see `_Pool`): the client follows no redirects, sends no
+httpx auth and keeps no cookies, so `build_request` and `send` would spend CPU on machinery doing nothing.
 """
 
 from __future__ import annotations
@@ -77,19 +81,30 @@ class PlatformClient:
         self._read_retries = read_retries
         # Redirects are never followed: the platform does not redirect, and following one would carry the
         # key to wherever it points.
-        self._unary = httpx.AsyncClient(
-            transport=transport,
-            follow_redirects=False,
-            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        self._unary = _Pool(
+            httpx.AsyncClient(
+                transport=transport,
+                follow_redirects=False,
+                timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+                limits=httpx.Limits(
+                    max_connections=max_connections, max_keepalive_connections=max_connections
+                ),
+            ),
+            transport,
+            self._base_url,
         )
-        self._streams = httpx.AsyncClient(
-            transport=stream_transport,
-            follow_redirects=False,
-            # No read timeout: a stream may be idle for as long as its task is; heartbeats cover idleness.
-            timeout=httpx.Timeout(None, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=stream_max_connections, max_keepalive_connections=0),
+        self._streams = _Pool(
+            httpx.AsyncClient(
+                transport=stream_transport,
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=stream_max_connections, max_keepalive_connections=0),
+            ),
+            stream_transport,
+            self._events_base_url,
         )
+        # No read timeout: a stream may be idle for as long as its task is; heartbeats cover idleness.
+        self._stream_timeout: Final = httpx.Timeout(None, connect=connect_timeout).as_dict()
+        self._urls = _URLCache()
 
     @property
     def base_url(self) -> str:
@@ -103,7 +118,7 @@ class PlatformClient:
 
     async def aclose(self) -> None:
         """Close both connection pools."""
-        await asyncio.gather(self._unary.aclose(), self._streams.aclose())
+        await asyncio.gather(self._unary.client.aclose(), self._streams.client.aclose())
 
     async def __aenter__(self) -> PlatformClient:
         return self
@@ -176,19 +191,22 @@ class PlatformClient:
         budget = self._read_timeout if budget is None else min(budget, self._read_timeout)
         if budget <= 0:
             raise _deadline(route)
-        url = f"{self._rest_prefix(creds)}/{path}"
+        text = f"{self._rest_prefix(creds)}/{path}"
+        # Query strings (list calls only) vary too much to be worth caching.
+        url = httpx.URL(text, params=query) if query else self._urls.get(text)
         headers = {**(extra_headers or {}), "x-api-key": creds.api_key}
         content = orjson.dumps(dict(json_body)) if json_body is not None else None
         if content is not None:
             headers["content-type"] = "application/json"
-        request = self._unary.build_request(
-            method,
-            url,
-            content=content,
-            headers=headers,
-            params=query,
-            timeout=httpx.Timeout(budget, connect=min(self._connect_timeout, budget)),
-            extensions={ROUTE_EXTENSION: route},
+        # httpx.Timeout(budget, connect=...).as_dict(), as `build_request(timeout=...)` would put it.
+        timeout = {
+            "connect": min(self._connect_timeout, budget),
+            "read": budget,
+            "write": budget,
+            "pool": budget,
+        }
+        request = self._unary.request(
+            method, url, headers, content, {ROUTE_EXTENSION: route, "timeout": timeout}
         )
         deadline = time.monotonic() + budget
         attempts = 1 + (self._read_retries if retry else 0)
@@ -230,15 +248,15 @@ class PlatformClient:
         """
         route = "task_events"
         organization_id = creds.require_organization("streaming task events")
-        url = (
+        url = self._urls.get(
             f"{self._events_base_url}/{_segment(organization_id)}/agent-execution/{_segment(task_id)}/events"
         )
         headers = {"x-api-key": creds.api_key, "accept": "text/event-stream", "cache-control": "no-store"}
         if last_event_id is not None:
             headers["last-event-id"] = str(last_event_id)
         with _translated(route):
-            request = self._streams.build_request(
-                "GET", url, headers=headers, extensions={ROUTE_EXTENSION: route}
+            request = self._streams.request(
+                "GET", url, headers, None, {ROUTE_EXTENSION: route, "timeout": self._stream_timeout}
             )
             async with _opened(self._streams, request) as response:
                 if not response.is_success:
@@ -302,10 +320,84 @@ class EventStream:
                     yield sequence, envelope
 
 
+class _Pool:
+    """One connection pool: its `httpx.AsyncClient`, which owns (and at `aclose` closes) the transport.
+
+    Requests get the client's default headers (`User-Agent`, `Accept`, ...) as `build_request` gives them.
+    With a transport given, `send` hands requests to it directly and reads the body as `AsyncClient.send`
+    does. `send`'s remaining work buys nothing here: redirects are never followed, the client has no auth, and
+    the platform's cookies are not kept (they would be shared by every caller of the bridge). Without a
+    transport (httpx's own pool, with the proxies it reads from the environment), or with credentials in the
+    base URL (httpx's basic auth), requests go through `AsyncClient.send`.
+    """
+
+    def __init__(
+        self, client: httpx.AsyncClient, transport: httpx.AsyncBaseTransport | None, base: str
+    ) -> None:
+        self.client = client
+        self._transport = transport if not httpx.URL(base).userinfo else None
+        self._defaults = [
+            (name.decode("latin-1").lower(), name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in client.headers.raw
+        ]
+
+    def request(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: Mapping[str, str],
+        content: bytes | None,
+        extensions: dict[str, Any],
+    ) -> httpx.Request:
+        """A request like `client.build_request` makes: defaults first, unless `headers` override them."""
+        names = {name.lower() for name in headers}
+        merged: list[tuple[str, str]] = [
+            (name, value) for lower, name, value in self._defaults if lower not in names
+        ]
+        merged.extend(headers.items())
+        return httpx.Request(method, url, headers=merged, content=content, extensions=extensions)
+
+    async def send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+        """The response to `request`, its body read unless `stream`; raises httpx's exceptions."""
+        if self._transport is None:
+            return await self.client.send(request, stream=stream)
+        if self.client.is_closed:
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        if not stream:
+            try:
+                await response.aread()
+            except BaseException:
+                await response.aclose()
+                raise
+        return response
+
+
+class _URLCache:
+    """Parsed URLs by their text, the latest `size` of them: parsing costs most of building a request.
+
+    Most calls repeat a URL (the same agent's creates, polls of one task), and `httpx.URL` is immutable.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._parsed: dict[str, httpx.URL] = {}
+
+    def get(self, text: str) -> httpx.URL:
+        url = self._parsed.get(text)
+        if url is None:
+            url = httpx.URL(text)
+            if len(self._parsed) >= self._size:
+                del self._parsed[next(iter(self._parsed))]
+            self._parsed[text] = url
+        return url
+
+
 @asynccontextmanager
-async def _opened(client: httpx.AsyncClient, request: httpx.Request) -> AsyncIterator[httpx.Response]:
+async def _opened(pool: _Pool, request: httpx.Request) -> AsyncIterator[httpx.Response]:
     """`request` sent with its body left unread (a stream); the response is closed when the block ends."""
-    response = await client.send(request, stream=True)
+    response = await pool.send(request, stream=True)
     try:
         yield response
     finally:

@@ -238,6 +238,82 @@ async def test_redirects_are_not_followed() -> None:
     assert seen == ["http://platform.test/agent-execution/t1/status"]
 
 
+async def test_requests_carry_httpx_default_headers_and_ids_stay_quoted() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return json_answer(TASK)
+
+    async with client(handler, org_in_rest_path=True) as platform:
+        for _ in range(2):  # the second time from the parsed-URL cache
+            await platform.create_task("a 1/é", {}, {"accept": "application/json"}, CREDS, budget=7)
+        await platform.get_task("t?1", CREDS)
+    first, second, get = seen
+    assert first.url.raw_path == second.url.raw_path == b"/org-1/agent-execution/a%201%2F%C3%A9"
+    assert get.url.raw_path == b"/org-1/agent-execution/t%3F1/status"
+    assert first.headers.get_list("accept") == ["application/json"]
+    assert first.headers["host"] == "platform.test"
+    assert first.headers["content-length"] == "2"
+    assert first.headers["user-agent"].startswith("python-httpx/")
+    assert get.headers["accept"] == "*/*"
+    assert first.extensions["timeout"] == {"connect": 5.0, "read": 7, "write": 7, "pool": 7}
+
+
+class Tracked(httpx.AsyncByteStream):
+    """A response body that remembers being closed."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.body
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_responses_are_read_and_closed_and_the_transport_closed_at_the_end() -> None:
+    bodies: list[Tracked] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(Tracked(b'{"id": "t1"}'))
+        return httpx.Response(200, headers={"content-type": "application/json"}, stream=bodies[-1])
+
+    closed: list[str] = []
+
+    class Transport(httpx.MockTransport):
+        async def aclose(self) -> None:
+            closed.append("closed")
+
+    platform = PlatformClient(
+        base_url="http://platform.test",
+        events_base_url="http://platform.test",
+        org_in_rest_path=False,
+        transport=Transport(handler),
+    )
+    assert (await platform.get_task("t1", CREDS))["id"] == "t1"
+    assert bodies[0].closed
+    await platform.aclose()
+    assert closed == ["closed"]
+    with pytest.raises(RuntimeError, match="closed"):
+        await platform.get_task("t1", CREDS)
+
+
+async def test_platform_cookies_are_not_sent_back() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return json_answer(TASK, headers={"set-cookie": "session=someone-elses"})
+
+    async with client(handler) as platform:
+        await platform.get_task("t1", CREDS)
+        await platform.get_task("t1", CREDS)
+    assert "cookie" not in seen[1].headers
+
+
 # --- Event stream ----------------------------------------------------------------------------------------
 
 
