@@ -48,6 +48,10 @@ def _m1_m2(runs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     errors = sum(r["bridge"]["grpc_errors"] for r in rounds)
     m1 = _ratio(bridge, direct)
     m2 = _ratio(bridge, sdk)
+    raw = (runs.get("raw_unary") or {}).get("ok_per_s")
+    # A bridge on one core spends at least what grpc.aio alone spends per call plus what the direct client
+    # spends per request: 1/raw + 1/direct seconds. Its best possible M1 is therefore direct / that sum.
+    bound = _ratio(1.0, direct * (1.0 / raw + 1.0 / direct)) if raw and direct else None
     return (
         _figure(
             "M1",
@@ -58,6 +62,8 @@ def _m1_m2(runs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             direct_per_s=direct,
             direct_transport=rounds[0]["direct"].get("transport") if rounds else None,
             bridge_grpc_errors=errors,
+            raw_grpc_unary_per_s=raw,
+            m1_bound=bound,
         ),
         _figure(
             "M2",
@@ -277,6 +283,16 @@ def markdown(results: dict[str, Any]) -> str:
             latency = run["latency_ms"]
             lines.append(f"| {name} | {run['req_per_s']:.0f} | {latency['p50']} | {latency['p99']} |")
     rounds = runs.get("throughput", [])
+    m1 = results["figures"].get("M1", {}).get("details", {})
+    if m1.get("m1_bound"):
+        lines += [
+            "",
+            f"M1 bound: grpc.aio alone answers {m1['raw_grpc_unary_per_s']:.0f} CreateTask calls/s on one "
+            "core (messages from memory, same h2load load) and the direct client makes "
+            f"{m1['direct_per_s']:.0f} requests/s; a bridge doing both on one core can reach at most "
+            f"1 ÷ (1/{m1['raw_grpc_unary_per_s']:.0f} + 1/{m1['direct_per_s']:.0f}) calls/s, "
+            f"M1 ≤ {m1['m1_bound']:.2f}.",
+        ]
     if rounds:
         lines += ["", "## CreateTask closed loop (rounds alternate)", ""]
         lines += ["| round | bridge calls/s (errors) | direct calls/s | SDK calls/s |", "|---|---|---|---|"]

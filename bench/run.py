@@ -325,6 +325,19 @@ class Run:
                 }
                 rounds.append(entry)
         self.results["runs"]["throughput"] = rounds
+        with self.phase("raw grpc.aio CreateTask ceiling (M1 bound)"), self.raw_grpc("uvloop") as raw:
+            # The same h2load load against a server answering from memory: what grpc.aio alone costs a call.
+            self.grpc_h2load(raw.port, CREATE_PATH, self.create_frame, requests=plan.bridge_requests // 3)
+            clients, streams = self.split(plan.concurrency)
+            result = self.grpc_h2load(
+                raw.port,
+                CREATE_PATH,
+                self.create_frame,
+                requests=plan.bridge_requests,
+                clients=clients,
+                streams=streams,
+            )
+        self.results["runs"]["raw_unary"] = self._create_figures(result)
         self.bridge_max = _median([r["bridge"]["ok_per_s"] for r in rounds])
         self.direct_max = _median([r["direct"]["req_per_s"] for r in rounds])
         sdk_rates = [r["sdk"]["req_per_s"] for r in rounds if r["sdk"]]
