@@ -73,8 +73,12 @@ _MIN_SECRET_CHARS = 6
 # A caller's request id is echoed into logs and upstream headers: keep it short and printable.
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 
+# A key starts where a run of word characters, dots and dashes does (the lookbehind): a match found from
+# inside a run is found from its start too, and trying every position inside long runs (ids, method names)
+# costs hundreds of microseconds a line.
 _SECRET_KEY = re.compile(
     r"""(?ix)
+    (?<![\w.-])
     (?P<key>[\w.-]*(?:api[_-]?key|authorization|bridge[_-]tokens?|oidc[_-]token|user[_-]tokens
         |client[_-]secret|access[_-]token|refresh[_-]token|id[_-]token|password|secret))
     (?P<quote>["']?)
@@ -108,9 +112,9 @@ class Redactor:
         for secret in sorted(self._secrets | call_secrets_var.get(), key=len, reverse=True):
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        # Both patterns are costly to search for (hundreds of microseconds on an access line); most lines
-        # contain none of the words a match needs, and then cannot match. Only ASCII text is prefiltered:
-        # case-insensitive patterns also match non-ASCII look-alikes (e.g. U+017F for s) that lower() keeps.
+        # Both patterns cost tens of microseconds to search for; most lines contain none of the words a match
+        # needs, and then cannot match. Only ASCII text is prefiltered: case-insensitive patterns also match
+        # non-ASCII look-alikes (e.g. U+017F for s) that lower() keeps.
         lowered = text.lower() if text.isascii() else None
         if lowered is None or any(word in lowered for word in _SECRET_KEY_WORDS):
             text = _redact_key_values(text)
@@ -119,9 +123,19 @@ class Redactor:
         return text
 
 
-# Every `_SECRET_KEY` match contains one of these (its key alternatives end in key, authorization, token(s),
-# secret or password), in any case.
-_SECRET_KEY_WORDS = ("key", "authorization", "token", "secret", "password")
+# Every `_SECRET_KEY` match contains one of these, in any case: its key alternatives are api[_-]?key,
+# authorization, ...[_-]token(s), ...secret and password. (Not bare `key` or `token`: an access line's
+# `caller=platform-key` or `caller=token:ci` would then pay for a search that cannot match.)
+_SECRET_KEY_WORDS = (
+    "apikey",
+    "api_key",
+    "api-key",
+    "authorization",
+    "_token",
+    "-token",
+    "password",
+    "secret",
+)
 
 
 def _redact_key_values(text: str) -> str:

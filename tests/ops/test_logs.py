@@ -199,6 +199,9 @@ async def test_unsafe_request_ids_are_replaced(captured: io.StringIO) -> None:
         ("pa\u017f\u017fword=hunter22 ok", "pa\u017f\u017fword=[REDACTED] ok"),
         ("sent BEARER abc.def-ghi \u00e9t\u00e9", "sent BEARER [REDACTED] \u00e9t\u00e9"),
         ("rpc method=/x.v1.S/Get code=OK task_id=t-1", "rpc method=/x.v1.S/Get code=OK task_id=t-1"),
+        ("rpc code=OK caller=platform-key", "rpc code=OK caller=platform-key"),
+        ("rpc code=OK caller=token:ci", "rpc code=OK caller=token:ci"),
+        ("cfg.x-api-key=abcdefgh", "cfg.x-api-key=[REDACTED]"),
     ],
 )
 def test_redactor_patterns(text: str, expected: str) -> None:
