@@ -104,11 +104,23 @@ class BridgeMetrics:
             ["service", "method", "limit"],
             registry=self.registry,
         )
+        # Children of labelled metrics, looked up once: `labels()` costs more than the update itself. Routes
+        # and statuses come from the bridge's own code and the platform's answers, a small set.
+        self._upstream_counts: dict[tuple[str, int | str], Counter] = {}
+        self._upstream_durations: dict[str, Histogram] = {}
+        self._forwarded: dict[int, Counter] = {}
 
     def record_upstream(self, route: str, status: int | str, seconds: float) -> None:
         """Count one platform request on `route` that ended with `status` (HTTP, or `error`) in `seconds`."""
-        self.upstream_requests.labels(route=route, status=str(status)).inc()
-        self.upstream_duration.labels(route=route).observe(seconds)
+        counter = self._upstream_counts.get((route, status))
+        if counter is None:
+            counter = self.upstream_requests.labels(route=route, status=str(status))
+            self._upstream_counts[(route, status)] = counter
+        counter.inc()
+        duration = self._upstream_durations.get(route)
+        if duration is None:
+            duration = self._upstream_durations[route] = self.upstream_duration.labels(route=route)
+        duration.observe(seconds)
 
     def record_upstream_reconnect(self, route: str = "task_events") -> None:
         """Count one reconnection of an upstream event stream."""
@@ -127,11 +139,16 @@ class BridgeMetrics:
         if event_type == events_pb2.TASK_EVENT_TYPE_HEARTBEAT:
             self.heartbeats.inc()
             return
-        try:
-            name = events_pb2.TaskEventType.Name(event_type).removeprefix(_EVENT_TYPE_PREFIX).lower()
-        except ValueError:
-            name = "unknown"
-        self.events_forwarded.labels(type=name).inc()
+        counter = self._forwarded.get(event_type)
+        if counter is None:
+            try:
+                name = events_pb2.TaskEventType.Name(event_type).removeprefix(_EVENT_TYPE_PREFIX).lower()
+            except ValueError:
+                name = "unknown"
+            counter = self.events_forwarded.labels(type=name)
+            if name != "unknown":  # only the enum's values are kept: unknown numbers could be any
+                self._forwarded[event_type] = counter
+        counter.inc()
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""

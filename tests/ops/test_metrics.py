@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bridge.ops.metrics import BridgeMetrics, MetricsServer
 from bridge.ops.upstream import ROUTE_EXTENSION, upstream_transport
 from tests.ops.support import FixedTaskService, start_server, start_upstream, stub
-from xpander.bridge.v1 import task_service_pb2
+from xpander.bridge.v1 import events_pb2, task_service_pb2
 
 SERVICE = "xpander.bridge.v1.TaskService"
 
@@ -143,3 +143,19 @@ def test_each_instance_has_its_own_registry() -> None:
         )
         == 0
     )
+
+
+def test_counts_accumulate_per_event_type_and_upstream_route() -> None:
+    metrics = BridgeMetrics()
+    for _ in range(2):
+        for event_type in (events_pb2.TASK_EVENT_TYPE_CHUNK, 999):  # 999: a number the enum does not name
+            event = events_pb2.TaskEvent(type=event_type)  # type: ignore[arg-type]
+            metrics.record_stream_message(task_service_pb2.StreamEventsResponse(event=event))
+        metrics.record_upstream("get_task", 200, 0.01)
+        metrics.record_upstream("get_task", "error", 0.01)
+    scraped = samples(metrics.exposition().decode())
+    assert value(scraped, "bridge_events_forwarded_total", type="chunk") == 2
+    assert value(scraped, "bridge_events_forwarded_total", type="unknown") == 2
+    assert value(scraped, "bridge_upstream_requests_total", route="get_task", status="200") == 2
+    assert value(scraped, "bridge_upstream_requests_total", route="get_task", status="error") == 2
+    assert value(scraped, "bridge_upstream_request_duration_seconds_count", route="get_task") == 4
