@@ -48,6 +48,8 @@ ROUTES: Final = ("create_task", "get_task", "stop_task", "list_tasks", "list_use
 
 _USER_HISTORY_PREFIX = "agent-execution/executions/history/user/"
 _MAX_ERROR_TEXT = 300
+# Methods httpx gives `Content-Length: 0` when they have no body.
+_BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 # Waits between attempts of a read whose connection could not be opened (the request was never sent).
 _CONNECT_RETRY_DELAYS = (0.05, 0.2, 0.5)
 
@@ -336,10 +338,7 @@ class _Pool:
     ) -> None:
         self.client = client
         self._transport = transport if not httpx.URL(base).userinfo else None
-        self._defaults = [
-            (name.decode("latin-1").lower(), name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in client.headers.raw
-        ]
+        self._defaults = [(name.decode("latin-1").lower(), name, value) for name, value in client.headers.raw]
 
     def request(
         self,
@@ -349,13 +348,25 @@ class _Pool:
         content: bytes | None,
         extensions: dict[str, Any],
     ) -> httpx.Request:
-        """A request like `client.build_request` makes: defaults first, unless `headers` override them."""
+        """The request `client.build_request` would make, with the headers `httpx.Request` would add.
+
+        That is `Host`, the client's defaults (unless `headers` override them), `headers`, and the body's
+        `Content-Length`, in httpx's order. The body is passed as a stream, which makes `httpx.Request` skip
+        working all that out again (and re-building its headers twice) on every call.
+        """
         names = {name.lower() for name in headers}
-        merged: list[tuple[str, str]] = [
-            (name, value) for lower, name, value in self._defaults if lower not in names
-        ]
-        merged.extend(headers.items())
-        return httpx.Request(method, url, headers=merged, content=content, extensions=extensions)
+        raw = [] if "host" in names else [(b"Host", url.netloc)]
+        body = content or b""
+        if not body and method in _BODY_METHODS and not names & {"content-length", "transfer-encoding"}:
+            raw.append((b"Content-Length", b"0"))
+        raw += [(name, value) for lower, name, value in self._defaults if lower not in names]
+        raw += [(name.encode("ascii"), value.encode("ascii")) for name, value in headers.items()]
+        if body and "content-length" not in names:
+            raw.append((b"Content-Length", str(len(body)).encode("ascii")))
+        stream = httpx.ByteStream(body)
+        request = httpx.Request(method, url, headers=raw, stream=stream, extensions=extensions)
+        request.read()
+        return request
 
     async def send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
         """The response to `request`, its body read unless `stream`; raises httpx's exceptions."""

@@ -21,7 +21,7 @@ from bridge.errors import (
     Unauthenticated,
     Unavailable,
 )
-from bridge.platform.client import ROUTE_EXTENSION, PlatformClient
+from bridge.platform.client import ROUTE_EXTENSION, PlatformClient, _Pool
 
 CREDS = Credentials(api_key="k-1", organization_id="org-1")
 TASK = {
@@ -258,6 +258,37 @@ async def test_requests_carry_httpx_default_headers_and_ids_stay_quoted() -> Non
     assert first.headers["user-agent"].startswith("python-httpx/")
     assert get.headers["accept"] == "*/*"
     assert first.extensions["timeout"] == {"connect": 5.0, "read": 7, "write": 7, "pool": 7}
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "content"),
+    [
+        ("POST", {"x-api-key": "k", "content-type": "application/json"}, b"{}"),
+        ("POST", {"x-api-key": "k"}, None),
+        ("PUT", {"x-api-key": "k", "Transfer-Encoding": "chunked"}, None),
+        ("GET", {"x-api-key": "k", "Accept": "text/event-stream", "last-event-id": "3"}, None),
+        ("DELETE", {"x-api-key": "k", "host": "other.test", "content-length": "2"}, b"{}"),
+    ],
+)
+def test_requests_are_built_as_httpx_builds_them(
+    method: str, headers: dict[str, str], content: bytes | None
+) -> None:
+    url = httpx.URL("http://platform.test:8080/org/agent-execution/a%2F1")
+    extensions = {ROUTE_EXTENSION: "r", "timeout": {"connect": 1.0, "read": 2.0, "write": 2.0, "pool": 2.0}}
+    httpx_client = httpx.AsyncClient()
+    ours = _Pool(httpx_client, None, "http://platform.test").request(
+        method, url, headers, content, extensions
+    )
+    theirs = httpx_client.build_request(
+        method,
+        url,
+        headers=headers,
+        content=content,
+        timeout=httpx.Timeout(2.0, connect=1.0),
+        extensions={ROUTE_EXTENSION: "r"},
+    )
+    assert (ours.method, ours.url, ours.headers.raw) == (theirs.method, theirs.url, theirs.headers.raw)
+    assert (ours.content, ours.extensions) == (theirs.content, theirs.extensions)
 
 
 class Tracked(httpx.AsyncByteStream):
