@@ -6,23 +6,25 @@ secret-looking keys (`x-api-key`, `authorization`, `user_oidc_token`, `user_toke
 `client_secret`, ...), bearer tokens, the configured secrets (default key, bridge tokens) and, while a call is
 being served, every secret that call carried in its metadata or request message.
 
-`AccessLogInterceptor` takes the request id from `x-request-id` metadata (or makes one) and keeps it in
-`request_id_var`, where the upstream transport finds it to forward to the platform.
+`AccessLogInterceptor` takes the request id from `x-request-id` metadata (or makes one, see `RequestIds`)
+and keeps it in `request_id_var`, where the upstream transport finds it to forward to the platform.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator
 from contextlib import aclosing
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from secrets import token_hex
 from typing import Any, TextIO
 
 import grpc
@@ -48,6 +50,7 @@ __all__ = [
     "ConsoleFormatter",
     "JsonFormatter",
     "Redactor",
+    "RequestIds",
     "call_secrets_var",
     "configure_logging",
     "current_request_id",
@@ -267,12 +270,41 @@ def current_request_id() -> str | None:
     return request_id_var.get()
 
 
+class RequestIds:
+    """New request ids: a random 64-bit prefix per process, then a 64-bit counter; 32 hex digits in all.
+
+    Unique within a process by the counter and across processes (workers, restarts) by the prefix, which is
+    drawn again in a forked child. Cheaper than a random id per call, and as good for correlating log lines
+    with platform requests; they are not secrets (the caller may send its own), so being able to guess a
+    process's next id is harmless.
+    """
+
+    def __init__(self) -> None:
+        self._prefix = ""
+        self._counter: Iterator[int] = iter(())
+        self.reseed()
+
+    def reseed(self) -> None:
+        """Draw a new prefix and restart the counter."""
+        self._prefix = token_hex(8)
+        self._counter = itertools.count(1)
+
+    def new(self) -> str:
+        """The next id."""
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+_REQUEST_IDS = RequestIds()
+# A worker forked from the parent must not continue the parent's sequence.
+os.register_at_fork(after_in_child=_REQUEST_IDS.reseed)
+
+
 def request_id_from(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
-    """The caller's `x-request-id` when it is short and printable, else a new random id."""
+    """The caller's `x-request-id` when it is short and printable, else a new id (see `RequestIds`)."""
     given = metadata_value(metadata, REQUEST_ID_METADATA)
     if given is not None and _SAFE_REQUEST_ID.fullmatch(given):
         return given
-    return uuid.uuid4().hex
+    return _REQUEST_IDS.new()
 
 
 def secrets_of_call(metadata: Iterable[tuple[str, str | bytes]] | None, request: Any) -> frozenset[str]:
@@ -293,8 +325,11 @@ def _collect_secret_fields(message: Message, found: set[str], *, inside_secret: 
     if depth > 8:
         return
     for field, value in message.ListFields():
-        secret = inside_secret or field.name in _SECRET_FIELDS
-        values = value.values() if _is_map(field) else value if _is_repeated(field) else [value]
+        kind = _kind_of(field)
+        secret = inside_secret or kind.secret
+        if not secret and not kind.may_hold_secrets:
+            continue  # a plain value, or messages without a secret field anywhere inside
+        values = value.values() if kind.is_map else value if kind.is_repeated else [value]
         for item in values:
             if isinstance(item, str):
                 if secret:
@@ -303,12 +338,53 @@ def _collect_secret_fields(message: Message, found: set[str], *, inside_secret: 
                 _collect_secret_fields(item, found, inside_secret=secret, depth=depth + 1)
 
 
-def _is_map(field: Any) -> bool:
-    return bool(field.message_type is not None and field.message_type.GetOptions().map_entry)
+@dataclass(frozen=True, slots=True)
+class _FieldKind:
+    secret: bool
+    """Named like a secret: every string inside is one."""
+    may_hold_secrets: bool
+    """Of a message type with a secret-named field somewhere inside."""
+    is_map: bool
+    is_repeated: bool
 
 
-def _is_repeated(field: Any) -> bool:
-    return bool(field.is_repeated)
+# Per field descriptor, what the walk needs to know about it: looking it up again costs more than the walk.
+_FIELD_KINDS: dict[Any, _FieldKind] = {}
+_HOLDS_SECRETS: dict[Any, bool] = {}
+
+
+def _kind_of(field: Any) -> _FieldKind:
+    kind = _FIELD_KINDS.get(field)
+    if kind is None:
+        message_type = field.message_type
+        kind = _FieldKind(
+            secret=field.name in _SECRET_FIELDS,
+            may_hold_secrets=message_type is not None and _holds_secrets(message_type),
+            is_map=bool(message_type is not None and message_type.GetOptions().map_entry),
+            is_repeated=bool(field.is_repeated),
+        )
+        _FIELD_KINDS[field] = kind
+    return kind
+
+
+def _holds_secrets(descriptor: Any) -> bool:
+    """Whether a message of type `descriptor` can have a secret-named field at any depth."""
+    known = _HOLDS_SECRETS.get(descriptor)
+    if known is None:
+        seen = {descriptor}
+        pending = [descriptor]
+        known = False
+        while pending and not known:
+            for field in pending.pop().fields:
+                if field.name in _SECRET_FIELDS:
+                    known = True
+                    break
+                inner = field.message_type
+                if inner is not None and inner not in seen:
+                    seen.add(inner)
+                    pending.append(inner)
+        _HOLDS_SECRETS[descriptor] = known
+    return known
 
 
 def _ids(request: Any, response: Any = None) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 
 import grpc
@@ -13,7 +14,14 @@ import pytest
 from google.protobuf import struct_pb2
 
 from bridge.ops.auth import AuthInterceptor, BridgeTokens
-from bridge.ops.logs import REDACTED, AccessLogInterceptor, Redactor, configure_logging
+from bridge.ops.logs import (
+    REDACTED,
+    AccessLogInterceptor,
+    Redactor,
+    RequestIds,
+    configure_logging,
+    secrets_of_call,
+)
 from bridge.ops.upstream import upstream_transport
 from tests.ops.support import FixedTaskService, start_server, start_upstream, stub
 from xpander.bridge.v1 import task_pb2, task_service_pb2
@@ -227,3 +235,31 @@ def test_console_format_renders_fields_as_key_values() -> None:
     first, second = buffer.getvalue().splitlines()
     assert first.endswith('INFO bridge.access rpc method=/a/B code=OK note="two words"')
     assert second.endswith(f"INFO x key is {REDACTED}")
+
+
+def test_secrets_of_a_call_come_from_its_metadata_and_secret_fields_at_any_depth() -> None:
+    request = secret_request()
+    request.mcp_servers[0].headers["x-custom"] = "mcp-header-value-1"
+    metadata = (("authorization", f"Bearer {CALLER_KEY}"), ("x-request-id", "req-not-secret"))
+    assert secrets_of_call(metadata, request) == {
+        f"Bearer {CALLER_KEY}",
+        CALLER_KEY,
+        OIDC_TOKEN,
+        USER_TOKEN,
+        MCP_KEY,
+        MCP_SECRET,
+        "mcp-header-value-1",
+    }
+    plain = task_service_pb2.GetTaskRequest(task_id="task-id-long-enough")
+    assert secrets_of_call((), plain) == frozenset()
+
+
+def test_new_request_ids_are_unique_hex_and_a_new_process_starts_a_new_sequence() -> None:
+    ids = RequestIds()
+    made = [ids.new() for _ in range(1000)]
+    assert len(set(made)) == len(made)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", made_id) for made_id in made)
+    ids.reseed()  # what a forked worker does
+    again = ids.new()
+    assert again[:16] != made[0][:16]
+    assert again not in made
