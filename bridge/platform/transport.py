@@ -21,6 +21,7 @@ from typing import Literal
 
 import aiohttp
 import httpx
+from aiohttp import hdrs
 
 __all__ = ["AiohttpTransport", "TransportKind", "unary_transport"]
 
@@ -132,12 +133,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     sock_read=timeout.get("read"),
                 ),
             )
-        return httpx.Response(
-            status_code=response.status,
-            headers=list(response.raw_headers),
-            stream=_ResponseStream(response),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode()},
-        )
+        return _adopted(response)
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -145,6 +141,34 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await session.close()
             # Let aiohttp's connection close callbacks run before the loop may end.
             await asyncio.sleep(0)
+
+
+def _adopted(response: aiohttp.ClientResponse) -> httpx.Response:
+    """`response` as httpx's, its body read already when it all came with the headers (most unary answers).
+
+    A complete body is handed over in one piece, its connection back in the pool at once; unless it is
+    content-encoded (then httpx decodes it when it is read, as for any body), it is read here, which spares
+    the reader httpx's asynchronous chunk iteration. Any other body streams as it arrives.
+    """
+    stream: httpx.AsyncByteStream
+    complete = response.content.is_eof()
+    if complete:
+        try:
+            with _translated():
+                stream = httpx.ByteStream(response.content.read_nowait())
+        finally:
+            response.release()
+    else:
+        stream = _ResponseStream(response)
+    adopted = httpx.Response(
+        status_code=response.status,
+        headers=list(response.raw_headers),
+        stream=stream,
+        extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode()},
+    )
+    if complete and hdrs.CONTENT_ENCODING not in response.headers:
+        adopted.read()
+    return adopted
 
 
 def unary_transport(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 from collections.abc import AsyncIterator
 
@@ -55,6 +56,11 @@ class _Server:
         request.transport.close()
         return response
 
+    async def gzipped(self, request: web.Request) -> web.Response:
+        body = gzip.compress(b'{"packed": true}')
+        headers = {"content-type": "application/json", "content-encoding": "gzip"}
+        return web.Response(body=body, headers=headers)
+
     async def redirect(self, request: web.Request) -> web.Response:
         return web.Response(status=302, headers={"location": "/echo"})
 
@@ -65,6 +71,7 @@ class _Server:
         app.router.add_get("/chunks", self.chunks)
         app.router.add_get("/broken", self.broken)
         app.router.add_get("/redirect", self.redirect)
+        app.router.add_get("/gzipped", self.gzipped)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -106,6 +113,21 @@ async def test_a_streamed_body_arrives_piece_by_piece(server: _Server) -> None:
     async with _client() as client, client.stream("GET", f"{server.url}/chunks") as response:
         received = b"".join([chunk async for chunk in response.aiter_bytes()])
     assert received == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+
+
+async def test_a_body_that_came_whole_is_read_and_its_connection_reused(server: _Server) -> None:
+    async with _client(max_connections=1) as client:
+        for n in range(3):
+            response = await client.post(f"{server.url}/echo", content=str(n).encode())
+            assert response.is_closed
+            assert response.json()["body"] == str(n)
+
+
+async def test_an_encoded_body_is_decoded_by_httpx(server: _Server) -> None:
+    async with _client() as client:
+        response = await client.get(f"{server.url}/gzipped")
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.json() == {"packed": True}
 
 
 async def test_redirects_come_back_as_they_are(server: _Server) -> None:
