@@ -38,6 +38,7 @@ from bridge.ops.upstream import environment_proxy
 from bridge.ops.workers import Worker
 from bridge.platform.client import PlatformClient
 from bridge.platform.follow import ReconnectPolicy
+from bridge.platform.streaming import EventStreamTransport
 from bridge.platform.transport import AiohttpTransport
 from bridge.servicer import SERVICE_NAME, TaskService
 from xpander.bridge.v1 import task_service_pb2_grpc
@@ -194,12 +195,19 @@ class BridgeServer:
                 verify=verify,
                 proxy=environment_proxy(settings.base_url),
             )
-            # No idle stream connections are kept: each stream is long, and reconnects follow a drop.
+            # Event streams get a bare connection each (a few KB, where aiohttp holds ~39 KB per idle
+            # stream), unless a proxy stands in the way, which only aiohttp speaks. No idle stream connection
+            # is kept either way: each stream is long, and reconnects follow a drop.
+            events_proxy = environment_proxy(settings.resolved_events_base_url)
+            if stream_base is None and events_proxy is None:
+                stream_base = EventStreamTransport(
+                    max_connections=settings.stream_max_connections, verify=verify
+                )
             stream_base = stream_base or AiohttpTransport(
                 max_connections=settings.stream_max_connections,
                 keepalive_expiry=0.0,
                 verify=verify,
-                proxy=environment_proxy(settings.resolved_events_base_url),
+                proxy=events_proxy,
             )
         unary = (
             ops.upstream_transport(unary_base)

@@ -1,0 +1,396 @@
+"""A lean HTTP/1.1 transport for httpx, made for long-lived event streams: one connection per response.
+
+A StreamEvents call holds its upstream connection for as long as the task runs, so what a connection costs
+is paid ten thousand times over by ten thousand idle streams. Through httpx on aiohttp an idle event stream
+holds about 39 KB of the bridge's memory; on a bare `asyncio.Protocol` it holds under 3 KB, and opening it
+costs a fraction of the CPU. `EventStreamTransport` is that bare protocol behind httpx's transport API, so
+`PlatformClient` reads it like any other httpx response:
+
+- one new connection per request, closed with the response (no keep-alive: a stream ends when its task ends);
+- `http` and `https` (verified against the system CAs or a given `ssl.SSLContext`), no proxies: the server
+  chooses the aiohttp transport when a proxy applies to the events host;
+- the connect timeout and the read timeout (for the response head) from httpx's `timeout` extension; the body
+  has none, as event streams may be idle for as long as their task is;
+- bodies framed by `Transfer-Encoding: chunked`, `Content-Length` or the connection's close; each read of the
+  socket becomes at most one body piece, so events reach the reader as they arrive;
+- back-pressure: reading from the socket pauses while more than `read_limit` bytes wait for the reader;
+- `max_connections` streams open at once (further requests wait for one to close);
+- failures as the httpx exceptions of the same meaning: ConnectError / ConnectTimeout before the request is
+  sent, ReadTimeout waiting for the head, RemoteProtocolError for a malformed or cut-short response, ReadError
+  for a connection reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Callable
+from typing import Final, cast
+
+import httpx
+
+__all__ = ["EventStreamTransport"]
+
+_MAX_HEAD_BYTES: Final = 64 * 1024
+_MAX_CHUNK_LINE: Final = 1024
+_NO_BODY_STATUSES: Final = frozenset({204, 304})
+
+
+class _Connection(asyncio.Protocol):
+    """Bytes received and not yet read, the end of the stream, and one waiter for more."""
+
+    def __init__(self, read_limit: int) -> None:
+        self.buffer = bytearray()
+        self.closed = False
+        self.error: Exception | None = None
+        self.transport: asyncio.Transport | None = None
+        self._read_limit = read_limit
+        self._waiter: asyncio.Future[None] | None = None
+        self._paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports quack like asyncio.Transport without deriving from it.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self._paused and len(self.buffer) > self._read_limit and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.closed = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if exc is not None:
+            self.error = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def receive(self) -> None:
+        """Wait until more bytes arrived or the connection ended (returns at once if it has ended)."""
+        if self.closed:
+            return
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def take(self, size: int | None = None) -> bytes:
+        """Up to `size` buffered bytes (all of them when None), removed from the buffer."""
+        if size is None or size >= len(self.buffer):
+            data = bytes(self.buffer)
+            self.buffer.clear()
+        else:
+            data = bytes(self.buffer[:size])
+            del self.buffer[:size]
+        if self._paused and len(self.buffer) <= self._read_limit and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return data
+
+    def ended_early(self, what: str) -> httpx.TransportError:
+        """The exception for a connection that ended before `what` was complete."""
+        if self.error is not None:
+            return httpx.ReadError(f"the connection broke while reading {what}: {self.error}")
+        return httpx.RemoteProtocolError(f"the server closed the connection before the end of {what}")
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class _Body(httpx.AsyncByteStream):
+    """A response body read from its connection; closing it closes the connection."""
+
+    def __init__(
+        self, connection: _Connection, framing: str, length: int, release: Callable[[], None]
+    ) -> None:
+        self._connection = connection
+        self._framing = framing
+        self._length = length
+        self._release = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._framing == "chunked":
+            pieces = self._chunked()
+        elif self._framing == "length":
+            pieces = self._sized(self._length)
+        else:
+            pieces = self._until_close()
+        async for piece in pieces:
+            yield piece
+
+    async def _sized(self, remaining: int) -> AsyncIterator[bytes]:
+        connection = self._connection
+        while remaining > 0:
+            if not connection.buffer:
+                if connection.closed:
+                    raise connection.ended_early("the response body")
+                await connection.receive()
+                continue
+            piece = connection.take(remaining)
+            remaining -= len(piece)
+            yield piece
+
+    async def _until_close(self) -> AsyncIterator[bytes]:
+        connection = self._connection
+        while True:
+            if connection.buffer:
+                yield connection.take()
+            elif connection.closed:
+                if connection.error is not None:
+                    raise connection.ended_early("the response body")
+                return
+            else:
+                await connection.receive()
+
+    async def _chunked(self) -> AsyncIterator[bytes]:
+        """Chunk data as it arrives: one piece per socket read, however the chunks fall across reads."""
+        connection = self._connection
+        buffer = connection.buffer
+        remaining = 0  # data bytes left in the current chunk
+        expect_crlf = False  # the CRLF that follows a chunk's data is due
+        while True:
+            piece = bytearray()
+            while True:
+                if remaining:
+                    if not buffer:
+                        break
+                    taken = min(remaining, len(buffer))
+                    piece += buffer[:taken]
+                    del buffer[:taken]
+                    remaining -= taken
+                    if remaining:
+                        break
+                    expect_crlf = True
+                if expect_crlf:
+                    if len(buffer) < 2:
+                        break
+                    if buffer[:2] != b"\r\n":
+                        raise httpx.RemoteProtocolError("malformed chunked body: data not followed by CRLF")
+                    del buffer[:2]
+                    expect_crlf = False
+                end = buffer.find(b"\r\n")
+                if end < 0:
+                    if len(buffer) > _MAX_CHUNK_LINE:
+                        raise httpx.RemoteProtocolError("malformed chunked body: chunk size line too long")
+                    break
+                size_text = bytes(buffer[:end]).split(b";", 1)[0].strip()
+                try:
+                    size = int(size_text, 16)
+                except ValueError:
+                    raise httpx.RemoteProtocolError(
+                        f"malformed chunked body: bad chunk size {size_text[:20]!r}"
+                    ) from None
+                if size < 0:
+                    raise httpx.RemoteProtocolError("malformed chunked body: negative chunk size")
+                if size == 0:
+                    # The last chunk: trailers (ignored) up to an empty line end the body.
+                    if not await self._skip_trailers(end + 2):
+                        raise connection.ended_early("the chunked trailer")
+                    if piece:
+                        yield bytes(piece)
+                    return
+                del buffer[: end + 2]
+                remaining = size
+            connection.take(0)  # resumes reading once the buffer has drained below the limit
+            if piece:
+                yield bytes(piece)
+                continue
+            if connection.closed:
+                raise connection.ended_early("the chunked response body")
+            await connection.receive()
+
+    async def _skip_trailers(self, start: int) -> bool:
+        connection = self._connection
+        buffer = connection.buffer
+        while True:
+            end = buffer.find(b"\r\n", start)
+            if end == start:
+                del buffer[: end + 2]
+                return True
+            if end > start:
+                start = end + 2
+                continue
+            if connection.closed:
+                return False
+            await connection.receive()
+
+    async def aclose(self) -> None:
+        self._connection.close()
+        self._release()
+
+
+class _Release:
+    """Gives a connection slot back exactly once."""
+
+    __slots__ = ("_done", "_slots")
+
+    def __init__(self, slots: asyncio.Semaphore | None) -> None:
+        self._slots = slots
+        self._done = False
+
+    def __call__(self) -> None:
+        if not self._done:
+            self._done = True
+            if self._slots is not None:
+                self._slots.release()
+
+
+class EventStreamTransport(httpx.AsyncBaseTransport):
+    """httpx's transport API over one bare HTTP/1.1 connection per request (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        max_connections: int = 10_000,
+        verify: ssl.SSLContext | bool = True,
+        read_limit: int = 256 * 1024,
+    ) -> None:
+        self._slots = asyncio.Semaphore(max_connections) if max_connections > 0 else None
+        if isinstance(verify, ssl.SSLContext):
+            self._tls = verify
+        else:
+            self._tls = ssl.create_default_context()
+            if not verify:
+                self._tls.check_hostname = False
+                self._tls.verify_mode = ssl.CERT_NONE
+        self._read_limit = read_limit
+        self._open: set[_Connection] = set()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}", request=request)
+        timeouts = request.extensions.get("timeout", {})
+        body = await request.aread() if request.method != "GET" else b""
+        release = _Release(self._slots)
+        if self._slots is not None:
+            await self._slots.acquire()
+        connection: _Connection | None = None
+        try:
+            connection = await self._connect(request, timeouts.get("connect"))
+            self._open.add(connection)
+            assert connection.transport is not None
+            connection.transport.write(_head(request) + body)
+            status, reason, headers = await _read_head(connection, request, timeouts.get("read"))
+        except BaseException:
+            if connection is not None:
+                connection.close()
+                self._open.discard(connection)
+            release()
+            raise
+        framing, length = _framing(request.method, status, headers)
+        opened = connection
+
+        def forget() -> None:
+            self._open.discard(opened)
+            release()
+
+        return httpx.Response(
+            status,
+            headers=headers,
+            stream=_Body(connection, framing, length, forget),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
+            request=request,
+        )
+
+    async def _connect(self, request: httpx.Request, seconds: float | None) -> _Connection:
+        url = request.url
+        tls = url.scheme == "https"
+        port = url.port or (443 if tls else 80)
+        connection = _Connection(self._read_limit)
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(seconds):
+                await loop.create_connection(
+                    lambda: connection,
+                    url.host,
+                    port,
+                    ssl=self._tls if tls else None,
+                    server_hostname=url.host if tls else None,
+                )
+        except TimeoutError:
+            raise httpx.ConnectTimeout(
+                f"connecting to {url.host}:{port} timed out", request=request
+            ) from None
+        except OSError as error:
+            raise httpx.ConnectError(
+                f"cannot connect to {url.host}:{port}: {error}", request=request
+            ) from error
+        return connection
+
+    async def aclose(self) -> None:
+        for connection in list(self._open):
+            connection.close()
+        self._open.clear()
+
+
+def _head(request: httpx.Request) -> bytes:
+    """The request line and headers (httpx has already added Host and, for a body, Content-Length)."""
+    url = request.url
+    lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), url.raw_path)]
+    lines += [name + b": " + value for name, value in request.headers.raw]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+async def _read_head(
+    connection: _Connection, request: httpx.Request, seconds: float | None
+) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """The status, reason phrase and headers of the response; the body stays in the buffer."""
+    buffer = connection.buffer
+    try:
+        async with asyncio.timeout(seconds):
+            while (end := buffer.find(b"\r\n\r\n")) < 0:
+                if len(buffer) > _MAX_HEAD_BYTES:
+                    raise httpx.RemoteProtocolError("the response head is too large", request=request)
+                if connection.closed:
+                    raise connection.ended_early("the response head")
+                await connection.receive()
+    except TimeoutError:
+        raise httpx.ReadTimeout("the server did not answer in time", request=request) from None
+    head = bytes(buffer[:end])
+    del buffer[: end + 4]
+    status_line, *header_lines = head.split(b"\r\n")
+    parts = status_line.split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        raise httpx.RemoteProtocolError(f"malformed status line {status_line[:40]!r}", request=request)
+    headers: list[tuple[bytes, bytes]] = []
+    for line in header_lines:
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name != name.strip():
+            raise httpx.RemoteProtocolError(f"malformed header line {line[:40]!r}", request=request)
+        headers.append((name, value.strip()))
+    reason = parts[2] if len(parts) > 2 else b""
+    return int(parts[1]), reason, headers
+
+
+def _framing(method: str, status: int, headers: list[tuple[bytes, bytes]]) -> tuple[str, int]:
+    """How the body ends: ("chunked", 0), ("length", n) or ("close", 0); no body is ("length", 0)."""
+    if method == "HEAD" or status in _NO_BODY_STATUSES or 100 <= status < 200:
+        return "length", 0
+    length: int | None = None
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"transfer-encoding" and value.lower().endswith(b"chunked"):
+            return "chunked", 0
+        if lowered == b"content-length":
+            if not value.isdigit():
+                raise httpx.RemoteProtocolError(f"malformed Content-Length {value[:20]!r}")
+            length = int(value)
+    if length is not None:
+        return "length", length
+    return "close", 0

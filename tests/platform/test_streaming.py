@@ -1,0 +1,291 @@
+"""The event-stream transport over real sockets: framings, errors, limits, TLS, the platform client on it."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+from aiohttp import web
+
+from bridge.credentials import Credentials
+from bridge.errors import NotFound, Unavailable
+from bridge.localplatform import LocalPlatform
+from bridge.platform.client import PlatformClient
+from bridge.platform.streaming import EventStreamTransport
+from tests.ops.certs import Pki, make_pki
+
+Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes:
+    return await reader.readuntil(b"\r\n\r\n")
+
+
+class RawServer:
+    """A TCP server answering every connection with `reply`: the wire bytes are the test's to choose."""
+
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply
+        self.requests: list[bytes] = []
+        self.server: asyncio.Server | None = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            self.requests.append(await _read_request(reader))
+            await self.reply(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client went away, or the test ended while this connection was held
+        finally:
+            writer.close()
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+def answer(*parts: bytes, pause: float = 0.0, close: bool = True) -> Reply:
+    """A reply writing `parts` one by one (with `pause` between), then closing or holding the connection."""
+
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for part in parts:
+            writer.write(part)
+            await writer.drain()
+            if pause:
+                await asyncio.sleep(pause)
+        if not close:
+            await reader.read()
+
+    return reply
+
+
+def client(**options: object) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=EventStreamTransport(**options),  # type: ignore[arg-type]
+        timeout=httpx.Timeout(5.0),
+    )
+
+
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+async def test_a_chunked_body_split_anywhere_arrives_whole() -> None:
+    body = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nx-trailer: 1\r\n\r\n"
+    # Every byte in its own write: chunk sizes, data and CRLFs all fall across reads.
+    parts = [CHUNKED_HEAD, *(body[i : i + 1] for i in range(len(body)))]
+    async with (
+        RawServer(answer(*parts, pause=0.001)) as url,
+        client() as http,
+        http.stream("GET", f"{url}/events", headers={"x-api-key": "k"}) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/event-stream"
+        received = [piece async for piece in response.aiter_raw()]
+    assert b"".join(received) == b"hello, world"
+
+
+async def test_the_request_carries_its_method_path_query_and_headers() -> None:
+    server = RawServer(answer(b"HTTP/1.1 204 No Content\r\n\r\n"))
+    async with server as url, client() as http:
+        response = await http.get(f"{url}/a%2Fb/events?x=1", headers={"x-api-key": "key-1"})
+    assert response.status_code == 204
+    request = server.requests[0]
+    assert request.startswith(b"GET /a%2Fb/events?x=1 HTTP/1.1\r\n")
+    assert b"\r\nx-api-key: key-1\r\n" in request
+    assert b"\r\nhost: 127.0.0.1:" in request.lower()
+
+
+async def test_content_length_and_close_delimited_bodies() -> None:
+    sized = answer(
+        b"HTTP/1.1 404 Not Found\r\ncontent-length: 27\r\n\r\n", b'{"detail":"Task not ', b'found"}'
+    )
+    async with RawServer(sized) as url, client() as http:
+        response = await http.get(f"{url}/x")
+    assert (response.status_code, response.json()) == (404, {"detail": "Task not found"})
+    assert response.reason_phrase == "Not Found"
+
+    until_close = answer(b"HTTP/1.1 200 OK\r\n\r\n", b"data: 1\n\n", b"data: 2\n\n")
+    async with RawServer(until_close) as url, client() as http:
+        response = await http.get(f"{url}/x")
+    assert response.content == b"data: 1\n\ndata: 2\n\n"
+
+
+async def test_a_body_cut_short_is_a_protocol_error() -> None:
+    for parts in (
+        (CHUNKED_HEAD, b"5\r\nhel"),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n", b"abc"),
+        (b"HTTP/1.1 200 OK\r\ncontent-",),
+    ):
+        async with RawServer(answer(*parts)) as url, client() as http:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await http.get(f"{url}/x")
+
+
+async def test_malformed_answers_are_protocol_errors() -> None:
+    for parts in (
+        (b"SMTP ready\r\n\r\n",),
+        (CHUNKED_HEAD, b"zz\r\n"),
+        (CHUNKED_HEAD, b"3\r\nabcXY"),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: many\r\n\r\n",),
+    ):
+        async with RawServer(answer(*parts)) as url, client() as http:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await http.get(f"{url}/x")
+
+
+async def test_refused_connections_and_silent_servers_fail_with_their_httpx_types() -> None:
+    async with RawServer(answer()) as url:
+        pass  # closed: nothing listens on its port any more
+    async with client() as http:
+        with pytest.raises(httpx.ConnectError):
+            await http.get(f"{url}/x")
+    silent = answer(close=False)
+    async with RawServer(silent) as url, client() as http:
+        with pytest.raises(httpx.ReadTimeout):
+            await http.get(f"{url}/x", timeout=httpx.Timeout(5.0, read=0.1))
+
+
+async def test_streams_beyond_the_limit_wait_for_one_to_close() -> None:
+    held = answer(CHUNKED_HEAD, b"1\r\na\r\n", close=False)
+    async with RawServer(held) as url, client(max_connections=1) as http:
+        first = await http.send(http.build_request("GET", f"{url}/1"), stream=True)
+        second = asyncio.ensure_future(http.send(http.build_request("GET", f"{url}/2"), stream=True))
+        await asyncio.sleep(0.1)
+        assert not second.done()
+        await first.aclose()
+        response = await asyncio.wait_for(second, 5)
+        await response.aclose()
+
+
+async def test_a_slow_reader_pauses_the_socket_and_still_gets_everything() -> None:
+    big = b"x" * 4096
+    parts = [CHUNKED_HEAD, *(b"1000\r\n" + big + b"\r\n" for _ in range(64)), b"0\r\n\r\n"]
+    total = 0
+    async with (
+        RawServer(answer(*parts)) as url,
+        client(read_limit=8192) as http,
+        http.stream("GET", f"{url}/x") as response,
+    ):
+        async for piece in response.aiter_raw():
+            total += len(piece)
+            await asyncio.sleep(0.001)
+    assert total == 64 * 4096
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+async def test_https_is_verified_against_the_given_context(pki: Pki) -> None:
+    async def events(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"data: {}\n\n")
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/events", events)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(pki.server.cert, pki.server.key)
+    site = web.TCPSite(runner, "localhost", 0, ssl_context=server_tls)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        trusting = ssl.create_default_context(cafile=str(pki.ca))
+        async with client(verify=trusting) as http:
+            response = await http.get(f"https://localhost:{port}/events")
+            assert response.content == b"data: {}\n\n"
+        async with client(verify=ssl.create_default_context(cafile=str(pki.wrong_ca))) as http:
+            with pytest.raises(httpx.ConnectError):
+                await http.get(f"https://localhost:{port}/events")
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def platform() -> AsyncIterator[LocalPlatform]:
+    running = LocalPlatform()
+    await running.start(host="127.0.0.1", port=0)
+    yield running
+    await running.stop()
+
+
+async def test_the_platform_client_streams_a_task_over_it(platform: LocalPlatform) -> None:
+    transport = EventStreamTransport()
+    async with PlatformClient(
+        base_url=platform.url,
+        events_base_url=platform.url,
+        org_in_rest_path=False,
+        stream_transport=transport,
+    ) as platform_client:
+        creds = Credentials(api_key="k", organization_id=platform.organization_id)
+        task = await platform_client.create_task(
+            "demo-agent", {"input": {"text": "hi"}, "events_streaming": True}, {}, creds
+        )
+        types = []
+        async with platform_client.stream_events(task["id"], creds) as stream:
+            async for sequence, envelope in stream:
+                types.append((sequence, envelope["type"]))
+        assert types[0] == (1, "task_created")
+        assert types[-1][1] == "task_finished"
+        assert [sequence for sequence, _ in types] == list(range(1, len(types) + 1))
+        with pytest.raises(NotFound):
+            async with platform_client.stream_events("no-such-task", creds):
+                pass
+    assert not transport._open  # every connection went with its response
+
+
+async def test_a_platform_gone_mid_stream_is_unavailable() -> None:
+    cut = answer(CHUNKED_HEAD, b'13\r\nid: 1\ndata: {"a":1}\n\n\r\n')
+    async with (
+        RawServer(cut) as url,
+        PlatformClient(
+            base_url=url,
+            events_base_url=url,
+            org_in_rest_path=False,
+            stream_transport=EventStreamTransport(),
+        ) as platform_client,
+    ):
+        creds = Credentials(api_key="k", organization_id="org")
+        with pytest.raises(Unavailable):
+            async with platform_client.stream_events("t1", creds) as stream:
+                assert [sequence async for sequence, _ in stream] == [1]
+
+
+def test_it_runs_on_uvloop_too() -> None:
+    """The bridge serves on uvloop, whose transports are not asyncio's classes."""
+    import uvloop
+
+    async def stream_one() -> list[str]:
+        running = LocalPlatform()
+        await running.start(host="127.0.0.1", port=0)
+        try:
+            async with PlatformClient(
+                base_url=running.url,
+                events_base_url=running.url,
+                org_in_rest_path=False,
+                stream_transport=EventStreamTransport(),
+            ) as platform_client:
+                creds = Credentials(api_key="k", organization_id=running.organization_id)
+                task = await platform_client.create_task(
+                    "demo-agent", {"input": {"text": "hi"}, "events_streaming": True}, {}, creds
+                )
+                async with platform_client.stream_events(task["id"], creds) as stream:
+                    return [str(envelope["type"]) async for _, envelope in stream]
+        finally:
+            await running.stop()
+
+    types = uvloop.run(stream_one())
+    assert types[0] == "task_created"
+    assert types[-1] == "task_finished"
