@@ -145,6 +145,7 @@ class EventRelay(Generic[T]):
             async with contextlib.aclosing(self._source) as source:
                 async for item in source:
                     self._put(item)
+                    del item  # not held here while the source waits: an idle stream would keep its last item
                     while len(items) >= limit:
                         room = self._room = loop.create_future()
                         await room

@@ -187,9 +187,14 @@ class TaskService(task_service_pb2_grpc.TaskServiceServicer):
                             )
                             continue
                         sequence, envelope = item
-                        event = convert.event_from_platform(sequence, envelope)
+                        response = task_service_pb2.StreamEventsResponse(
+                            event=convert.event_from_platform(sequence, envelope)
+                        )
+                        # Nothing of the event is held while the stream waits for the next one.
+                        del item, envelope
                         delivered = sequence
-                        yield task_service_pb2.StreamEventsResponse(event=event)
+                        yield response
+                        del response
             except RelayInterrupted:
                 raise _shutting_down(task_id, delivered) from None
             finally:

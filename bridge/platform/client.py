@@ -14,6 +14,7 @@ httpx auth and keeps no cookies, so `build_request` and `send` would spend CPU o
 from __future__ import annotations
 
 import asyncio
+import codecs
 import email.utils
 import logging
 import math
@@ -295,9 +296,13 @@ class EventStream:
     async def _events(self) -> AsyncIterator[tuple[int, dict[str, Any]]]:
         splitter = LineSplitter()
         decoder = SSEDecoder()
+        # SSE is UTF-8 by definition (no charset to sniff); an uncompressed body skips httpx's decoder layers.
+        text_decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        response = self._response
+        encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
         with _translated("task_events"):
-            async for text in self._response.aiter_text():
-                for line in splitter.feed(text):
+            async for data in response.aiter_bytes() if encoded else response.aiter_raw():
+                for line in splitter.feed(text_decoder.decode(data)):
                     event = decoder.decode(line)
                     if event is None:
                         continue
@@ -320,6 +325,8 @@ class EventStream:
                         )
                         continue
                     yield sequence, envelope
+                    # Not kept while waiting for more: an idle stream would hold its last event.
+                    del envelope, event
 
 
 class _Pool:

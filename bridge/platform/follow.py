@@ -115,6 +115,8 @@ async def follow_task_events(
                     delivered = sequence
                     progressed = True
                     yield sequence, envelope
+                    # Not kept while waiting for the next one: an idle stream would hold its last event.
+                    del envelope
         except _RETRIABLE as error:
             cause: BridgeError = error
         except BridgeError as error:
