@@ -21,7 +21,7 @@ from bridge.errors import (
     Unauthenticated,
     Unavailable,
 )
-from bridge.platform.client import ROUTE_EXTENSION, PlatformClient, _Pool
+from bridge.platform.client import ROUTE_EXTENSION, PlatformClient, _Pool, _URLCache
 
 CREDS = Credentials(api_key="k-1", organization_id="org-1")
 TASK = {
@@ -289,6 +289,18 @@ def test_requests_are_built_as_httpx_builds_them(
     )
     assert (ours.method, ours.url, ours.headers.raw) == (theirs.method, theirs.url, theirs.headers.raw)
     assert (ours.content, ours.extensions) == (theirs.content, theirs.extensions)
+
+
+def test_parsed_urls_are_reused_and_the_cache_stays_bounded() -> None:
+    cache = _URLCache(size=2)
+    first = cache.get("http://platform.test/agent-execution/a%2F1")
+    assert first == httpx.URL("http://platform.test/agent-execution/a%2F1")
+    assert cache.get("http://platform.test/agent-execution/a%2F1") is first
+    cache.get("http://platform.test/b")
+    cache.get("http://platform.test/c")
+    again = cache.get("http://platform.test/agent-execution/a%2F1")
+    assert again == first
+    assert again is not first
 
 
 class Tracked(httpx.AsyncByteStream):
