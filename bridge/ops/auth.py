@@ -22,22 +22,20 @@ import hashlib
 import hmac
 import ipaddress
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import grpc
 
 from bridge.errors import Unauthenticated
-from bridge.ops.calls import Context, Handler, abort, is_open_method, metadata_value
+from bridge.ops.calls import Call, CallStage, MethodStage, OpsInterceptor, is_open_method, metadata_value
 
 __all__ = [
     "BRIDGE_TOKEN_METADATA",
     "MIN_TOKEN_CHARS",
     "AuthInterceptor",
     "BridgeTokens",
+    "CallerAuth",
     "UnsafeExposureError",
     "caller_var",
     "check_exposure",
@@ -168,8 +166,13 @@ def _has_own_platform_key(metadata: Iterable[tuple[str, str | bytes]] | None) ->
     return scheme.lower() == "bearer" and bool(key.strip())
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses with UNAUTHENTICATED the calls that would use the default key without caller credentials."""
+class CallerAuth(CallStage, MethodStage):
+    """Refuses with UNAUTHENTICATED the calls that would use the default key without caller credentials.
+
+    Sets `caller_var` to how an admitted caller authenticated. Health and reflection are left alone.
+    """
+
+    __slots__ = ("_open_as", "_required", "_tokens")
 
     def __init__(
         self,
@@ -207,39 +210,35 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             "token, or your own platform key as x-api-key"
         )
 
-    async def intercept_service(
+    def bind(self, method: str, *, streaming: bool) -> MethodStage | None:
+        # Nothing depends on the method: the stage serves every one it guards.
+        return None if is_open_method(method) else self
+
+    def enter(self, call: Call) -> None:
+        caller, problem = self._decide(call.metadata)
+        if caller is None:
+            raise Unauthenticated(problem, reason="BRIDGE_CREDENTIALS_REQUIRED")
+        caller_var.set(caller)
+
+
+class AuthInterceptor(OpsInterceptor):
+    """An interceptor running `CallerAuth` alone (`Operations` runs it with the other stages)."""
+
+    def __init__(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or is_open_method(handler_call_details.method):
-            return handler
-        caller, problem = self._decide(handler_call_details.invocation_metadata)
-        if caller is not None:
-            caller_var.set(caller)
-            return handler
-        return _refusing(handler, Unauthenticated(problem, reason="BRIDGE_CREDENTIALS_REQUIRED"))
-
-
-def _refusing(handler: Handler, error: Unauthenticated) -> Handler:
-    """A handler of the same shape as `handler` that ends every call with `error`."""
-
-    async def refuse_unary(request: Any, context: Context) -> Any:
-        await abort(context, error)
-
-    async def refuse_stream(request: Any, context: Context) -> AsyncIterator[Any]:
-        await abort(context, error)
-        yield  # pragma: no cover - abort raises; the yield makes this an async generator
-
-    make = {
-        (False, False): grpc.unary_unary_rpc_method_handler,
-        (False, True): grpc.unary_stream_rpc_method_handler,
-        (True, False): grpc.stream_unary_rpc_method_handler,
-        (True, True): grpc.stream_stream_rpc_method_handler,
-    }[(handler.request_streaming, handler.response_streaming)]
-    return make(
-        refuse_stream if handler.response_streaming else refuse_unary,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+        tokens: BridgeTokens,
+        *,
+        default_key_configured: bool,
+        client_cert_required: bool = False,
+        allow_unauthenticated: bool = False,
+    ) -> None:
+        super().__init__(
+            [
+                CallerAuth(
+                    tokens,
+                    default_key_configured=default_key_configured,
+                    client_cert_required=client_cert_required,
+                    allow_unauthenticated=allow_unauthenticated,
+                )
+            ]
+        )

@@ -1,22 +1,32 @@
-"""What every ops interceptor needs: wrapping a method handler, reading metadata, and a call's outcome.
+"""What every ops stage needs: one interceptor running the stages around each call, metadata and outcomes.
 
-Interceptors wrap the handler's behaviour rather than the call, so they see the request message, the context
-and the end of the call (its status code). Only calls with one request message (unary and server streaming)
-are wrapped; client-streaming methods (server reflection) pass through untouched.
+The operational concerns of a call (access log, span, metrics, caller auth, limits) are `CallStage`s. One
+`OpsInterceptor` runs them in order around the behaviour of every method: each stage is bound to a method
+once (`CallStage.bind`, where it can prepare per-method state such as metric children), and the method's
+handler is wrapped once and cached, so a call costs one extra coroutine (or async generator) layer whatever
+the number of stages. Per-call data (request, context, invocation metadata) reaches the stages as a `Call`.
 
-A stream wrapper iterates the behaviour it wraps inside `contextlib.aclosing`, so closing the outermost
-generator closes every one beneath it at once, down to the servicer's upstream connection. grpc.aio does not
-close a stream generator whose call was cancelled while a message was being written: asyncio's finalizer
-closes it later, when the call (and maybe the server) is gone, so code run on that path must not touch the
-call's context (see `call_code`).
+A stage's `enter` runs before the behaviour and may refuse the call by raising a `BridgeError` (the call then
+ends with that error's rich status); `exit` runs for every entered stage, innermost first, once the call has
+ended, with its status code; `message` sees every streamed response. Health and reflection
+(`is_open_method`) are left alone by the stages that say so in `bind`; client-streaming methods that are open
+(server reflection) pass through untouched.
+
+A stream wrapper iterates the behaviour inside `contextlib.aclosing`, so closing the wrapper's generator
+closes the servicer's at once, down to its upstream connection. grpc.aio does not close a stream generator
+whose call was cancelled while a message was being written: asyncio's finalizer closes it later, when the
+call (and maybe the server) is gone, so code run on that path must not touch the call's context (see
+`call_code`); `exit` hooks therefore only use what `enter` read while the call was alive.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
 import grpc
@@ -26,22 +36,23 @@ from bridge.errors import BridgeError
 
 __all__ = [
     "OPEN_METHOD_PREFIXES",
+    "Call",
+    "CallStage",
     "Context",
     "Handler",
-    "StreamBehavior",
-    "UnaryBehavior",
+    "Metadata",
+    "MethodStage",
+    "OpsInterceptor",
     "abort",
     "call_code",
     "is_open_method",
     "metadata_value",
     "split_method",
-    "wrap_handler",
 ]
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
-UnaryBehavior: TypeAlias = Callable[[Any, Context], Awaitable[Any]]
-StreamBehavior: TypeAlias = Callable[[Any, Context], AsyncGenerator[Any, None]]
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Metadata: TypeAlias = "Collection[tuple[str, str | bytes]]"
 
 OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 """Methods that stay open to probes and tools: no caller auth, never shed, no access log line."""
@@ -88,46 +99,184 @@ async def abort(context: Context, error: BridgeError) -> None:
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
-async def _stream_of(
-    behavior: Callable[[Any, Context], Any], request: Any, context: Context
-) -> AsyncGenerator[Any, None]:
-    # A server-streaming behaviour either yields its messages or writes them with `context.write` and returns.
-    result = behavior(request, context)
-    if inspect.isawaitable(result):
-        await result
-        return
-    async with aclosing(result) as messages:
-        async for message in messages:
-            yield message
+@dataclass(slots=True)
+class Call:
+    """One call as the stages see it; `response` and `sent` fill in as it runs."""
+
+    method: str
+    context: Context
+    request: Any
+    """The request message (of a client-streaming method: its request iterator)."""
+    metadata: Metadata
+    started: float
+    """`time.perf_counter()` when the wrapper began."""
+    response: Any = None
+    """The unary response, once the behaviour returned one."""
+    sent: int = 0
+    """Messages streamed so far."""
 
 
-def wrap_handler(
-    handler: Handler | None,
-    *,
-    unary: Callable[[UnaryBehavior], UnaryBehavior] | None = None,
-    stream: Callable[[StreamBehavior], StreamBehavior] | None = None,
-) -> Handler | None:
-    """`handler` with its unary (server-streaming) behaviour replaced by `unary(b)` (`stream(b)`)."""
-    if handler is None or handler.request_streaming:
-        return handler
-    if not handler.response_streaming:
-        if unary is None:
+class MethodStage:
+    """A stage bound to one method; the defaults do nothing."""
+
+    __slots__ = ()
+
+    def enter(self, call: Call) -> object:
+        """Before the behaviour: raise a `BridgeError` to refuse the call; the result is passed to `exit`."""
+        return None
+
+    def exit(self, call: Call, state: object, code: grpc.StatusCode) -> None:
+        """After the call ended with `code` (only when `enter` returned); must not touch `call.context`."""
+
+    def message(self, message: Any) -> None:
+        """One streamed response, before it is written."""
+
+
+class CallStage:
+    """One operational concern of every call; `bind` prepares it for one method."""
+
+    __slots__ = ()
+
+    def bind(self, method: str, *, streaming: bool) -> MethodStage | None:
+        """This stage for `method` (server-streaming when `streaming`), or None to leave its calls alone."""
+        raise NotImplementedError
+
+
+_MAKERS = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+_BEHAVIORS = {
+    (False, False): "unary_unary",
+    (False, True): "unary_stream",
+    (True, False): "stream_unary",
+    (True, True): "stream_stream",
+}
+
+
+class OpsInterceptor(grpc.aio.ServerInterceptor):
+    """Runs `stages`, in order, around every call; each method's handler is wrapped once and kept."""
+
+    def __init__(self, stages: Sequence[CallStage]) -> None:
+        self._stages = tuple(stages)
+        # method -> (the handler found for it, its wrapped form); the handler is checked on every call, so
+        # one that changes is wrapped again. Only methods that have a handler get here: the names of unknown
+        # ones come from callers and would grow the cache.
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
+
+    @property
+    def stages(self) -> tuple[CallStage, ...]:
+        """The stages, outermost first."""
+        return self._stages
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: str, handler: Handler) -> Handler:
+        if handler.request_streaming and is_open_method(method):
             return handler
-        return grpc.unary_unary_rpc_method_handler(
-            unary(cast(UnaryBehavior, handler.unary_unary)),
+        shape = (handler.request_streaming, handler.response_streaming)
+        streaming = handler.response_streaming
+        bound = [stage.bind(method, streaming=streaming) for stage in self._stages]
+        stages = tuple(stage for stage in bound if stage is not None)
+        if not stages:
+            return handler
+        # The stubs type behaviours as synchronous; under grpc.aio they are coroutines or async generators.
+        behavior = cast(Callable[[Any, Context], Any], getattr(handler, _BEHAVIORS[shape]))
+        wrapped: Callable[[Any, Context], Any]
+        if streaming:
+            observers = tuple(s.message for s in stages if type(s).message is not MethodStage.message)
+            wrapped = _streaming(method, stages, observers, behavior)
+        else:
+            wrapped = _unary(method, stages, behavior)
+        return _MAKERS[shape](
+            wrapped,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
-    if stream is None:
-        return handler
-    # The stubs type behaviours as synchronous; under grpc.aio they are coroutines or async generators.
-    inner = cast(Callable[[Any, Context], Any], handler.unary_stream)
 
-    def as_stream(request: Any, context: Context) -> AsyncGenerator[Any, None]:
-        return _stream_of(inner, request, context)
 
-    return grpc.unary_stream_rpc_method_handler(
-        stream(as_stream),
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+def _metadata_of(context: Context) -> Metadata:
+    # grpc.aio types it as its `Metadata` class; a server hands over a tuple of (key, value) pairs.
+    return cast(Metadata, context.invocation_metadata() or ())
+
+
+def _unary(
+    method: str, stages: tuple[MethodStage, ...], behavior: Callable[[Any, Context], Awaitable[Any]]
+) -> Callable[[Any, Context], Awaitable[Any]]:
+    async def wrapped(request: Any, context: Context) -> Any:
+        call = Call(method, context, request, _metadata_of(context), time.perf_counter())
+        states: list[object] = []
+        error: BaseException | None = None
+        try:
+            try:
+                for stage in stages:
+                    states.append(stage.enter(call))
+            except BridgeError as refusal:
+                await abort(context, refusal)
+            call.response = await behavior(request, context)
+            return call.response
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            _exit(stages, states, call, call_code(context, error))
+
+    return wrapped
+
+
+def _streaming(
+    method: str,
+    stages: tuple[MethodStage, ...],
+    observers: tuple[Callable[[Any], None], ...],
+    behavior: Callable[[Any, Context], Any],
+) -> Callable[[Any, Context], AsyncGenerator[Any, None]]:
+    async def wrapped(request: Any, context: Context) -> AsyncGenerator[Any, None]:
+        call = Call(method, context, request, _metadata_of(context), time.perf_counter())
+        states: list[object] = []
+        error: BaseException | None = None
+        try:
+            try:
+                for stage in stages:
+                    states.append(stage.enter(call))
+            except BridgeError as refusal:
+                await abort(context, refusal)
+            # A server-streaming behaviour either yields its messages or writes them with `context.write`.
+            result = behavior(request, context)
+            if inspect.isawaitable(result):
+                await result
+                return
+            async with aclosing(result) as messages:
+                async for message in messages:
+                    call.sent += 1
+                    for observe in observers:
+                        observe(message)
+                    yield message
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            _exit(stages, states, call, call_code(context, error))
+
+    return wrapped
+
+
+def _exit(stages: tuple[MethodStage, ...], states: list[object], call: Call, code: grpc.StatusCode) -> None:
+    # Innermost first, and only the stages that were entered.
+    for index in range(len(states) - 1, -1, -1):
+        stages[index].exit(call, states[index], code)

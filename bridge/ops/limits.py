@@ -8,27 +8,16 @@ are refused with INVALID_ARGUMENT naming the field.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 
 from bridge.errors import FieldViolation, InvalidArgument, ResourceExhausted
-from bridge.ops.calls import (
-    Context,
-    Handler,
-    StreamBehavior,
-    UnaryBehavior,
-    abort,
-    is_open_method,
-    wrap_handler,
-)
+from bridge.ops.calls import Call, CallStage, MethodStage, OpsInterceptor, is_open_method
 from bridge.ops.metrics import BridgeMetrics
 from xpander.bridge.v1 import task_service_pb2
 
-__all__ = ["Limits", "LimitsInterceptor", "check_create_task_sizes"]
+__all__ = ["CallLimits", "Limits", "LimitsInterceptor", "check_create_task_sizes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,79 +57,93 @@ def check_create_task_sizes(
         )
 
 
-class LimitsInterceptor(grpc.aio.ServerInterceptor):
-    """Sheds calls beyond the concurrency limits and refuses oversized CreateTask requests."""
+class CallLimits(CallStage):
+    """Sheds calls beyond the concurrency limits and refuses oversized CreateTask requests.
+
+    Counts the unary calls running and the streams open in this process. Health and reflection are left
+    alone: they are never shed.
+    """
 
     def __init__(self, limits: Limits, *, metrics: BridgeMetrics | None = None) -> None:
-        self._limits = limits
+        self.limits = limits
         self._metrics = metrics
-        self._calls = 0
-        self._streams = 0
-
-    @property
-    def calls_in_flight(self) -> int:
+        self.calls_in_flight = 0
         """Unary calls now running."""
-        return self._calls
-
-    @property
-    def open_streams(self) -> int:
+        self.open_streams = 0
         """Server-streaming calls now open."""
-        return self._streams
 
-    def _shed(self, method: str, limit: str, maximum: int) -> ResourceExhausted:
+    def shed(self, method: str, limit: str, maximum: int) -> ResourceExhausted:
+        """The refusal of a call to `method` at `limit` (of `maximum`), counted in the metrics."""
         if self._metrics is not None:
             self._metrics.record_shed(method, limit)
         return ResourceExhausted(
             f"the bridge is at its limit of {maximum} {limit.replace('_', ' ')}; retry later",
             reason="BRIDGE_OVERLOADED",
             metadata={"limit": limit},
-            retry_after=self._limits.retry_after,
+            retry_after=self.limits.retry_after,
         )
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or is_open_method(method):
-            return handler
-        limits = self._limits
+    def bind(self, method: str, *, streaming: bool) -> MethodStage | None:
+        if is_open_method(method):
+            return None
+        return _LimitedStream(self, method) if streaming else _LimitedUnary(self, method)
 
-        def unary(behavior: UnaryBehavior) -> UnaryBehavior:
-            async def limited(request: Any, context: Context) -> Any:
-                if limits.max_concurrent_calls and self._calls >= limits.max_concurrent_calls:
-                    await abort(context, self._shed(method, "concurrent_calls", limits.max_concurrent_calls))
-                if isinstance(request, task_service_pb2.CreateTaskRequest):
-                    try:
-                        check_create_task_sizes(
-                            request,
-                            max_prompt_bytes=limits.max_prompt_bytes,
-                            max_schema_bytes=limits.max_schema_bytes,
-                        )
-                    except InvalidArgument as error:
-                        await abort(context, error)
-                self._calls += 1
-                try:
-                    return await behavior(request, context)
-                finally:
-                    self._calls -= 1
 
-            return limited
+class _LimitedUnary(MethodStage):
+    __slots__ = ("_method", "_state")
 
-        def stream(behavior: StreamBehavior) -> StreamBehavior:
-            async def limited(request: Any, context: Context) -> AsyncGenerator[Any, None]:
-                if limits.max_open_streams and self._streams >= limits.max_open_streams:
-                    await abort(context, self._shed(method, "open_streams", limits.max_open_streams))
-                self._streams += 1
-                try:
-                    async with aclosing(behavior(request, context)) as messages:
-                        async for message in messages:
-                            yield message
-                finally:
-                    self._streams -= 1
+    def __init__(self, state: CallLimits, method: str) -> None:
+        self._state = state
+        self._method = method
 
-            return limited
+    def enter(self, call: Call) -> None:
+        state = self._state
+        limits = state.limits
+        if limits.max_concurrent_calls and state.calls_in_flight >= limits.max_concurrent_calls:
+            raise state.shed(self._method, "concurrent_calls", limits.max_concurrent_calls)
+        if isinstance(call.request, task_service_pb2.CreateTaskRequest):
+            check_create_task_sizes(
+                call.request,
+                max_prompt_bytes=limits.max_prompt_bytes,
+                max_schema_bytes=limits.max_schema_bytes,
+            )
+        state.calls_in_flight += 1
 
-        return wrap_handler(handler, unary=unary, stream=stream)
+    def exit(self, call: Call, state: object, code: grpc.StatusCode) -> None:
+        self._state.calls_in_flight -= 1
+
+
+class _LimitedStream(MethodStage):
+    __slots__ = ("_method", "_state")
+
+    def __init__(self, state: CallLimits, method: str) -> None:
+        self._state = state
+        self._method = method
+
+    def enter(self, call: Call) -> None:
+        state = self._state
+        maximum = state.limits.max_open_streams
+        if maximum and state.open_streams >= maximum:
+            raise state.shed(self._method, "open_streams", maximum)
+        state.open_streams += 1
+
+    def exit(self, call: Call, state: object, code: grpc.StatusCode) -> None:
+        self._state.open_streams -= 1
+
+
+class LimitsInterceptor(OpsInterceptor):
+    """An interceptor running `CallLimits` alone (`Operations` runs it with the other stages)."""
+
+    def __init__(self, limits: Limits, *, metrics: BridgeMetrics | None = None) -> None:
+        self._limits = CallLimits(limits, metrics=metrics)
+        super().__init__([self._limits])
+
+    @property
+    def calls_in_flight(self) -> int:
+        """Unary calls now running."""
+        return self._limits.calls_in_flight
+
+    @property
+    def open_streams(self) -> int:
+        """Server-streaming calls now open."""
+        return self._limits.open_streams

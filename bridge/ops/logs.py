@@ -6,8 +6,8 @@ secret-looking keys (`x-api-key`, `authorization`, `user_oidc_token`, `user_toke
 `client_secret`, ...), bearer tokens, the configured secrets (default key, bridge tokens) and, while a call is
 being served, every secret that call carried in its metadata or request message.
 
-`AccessLogInterceptor` takes the request id from `x-request-id` metadata (or makes one, see `RequestIds`)
-and keeps it in `request_id_var`, where the upstream transport finds it to forward to the platform.
+The `AccessLog` stage takes the request id from `x-request-id` metadata (or makes one, see `RequestIds`) and
+keeps it in `request_id_var`, where the upstream transport finds it to forward to the platform.
 """
 
 from __future__ import annotations
@@ -19,33 +19,24 @@ import os
 import re
 import sys
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator
-from contextlib import aclosing
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from secrets import token_hex
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import grpc
 from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 
 from bridge.ops.auth import caller_var
-from bridge.ops.calls import (
-    Context,
-    Handler,
-    StreamBehavior,
-    UnaryBehavior,
-    call_code,
-    is_open_method,
-    metadata_value,
-    wrap_handler,
-)
+from bridge.ops.calls import Call, CallStage, MethodStage, OpsInterceptor, is_open_method, metadata_value
 
 __all__ = [
     "REDACTED",
     "REQUEST_ID_METADATA",
+    "AccessLog",
     "AccessLogInterceptor",
     "ConsoleFormatter",
     "JsonFormatter",
@@ -411,95 +402,58 @@ _SERVER_FAULTS = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
-class _Call:
+class _Logged:
     request_id: str
     peer: str
-    started: float
 
 
-class AccessLogInterceptor(grpc.aio.ServerInterceptor):
+class AccessLog(CallStage):
     """Sets the call's request id and secrets, and logs one line per RPC when it ends.
 
     The line (logger `bridge.access`, message `rpc`) carries `method`, `code`, `duration_ms`, `request_id`,
-    `peer`, `caller` (when `AuthInterceptor` runs) and, when the request or response names them, `task_id` and
-    `agent_id`. Health and reflection
-    calls are not logged: probes would drown everything else.
+    `peer`, `caller` (when caller auth runs) and, when the request or response names them, `task_id` and
+    `agent_id`; a stream's line also counts its `messages`. Health and reflection calls are not logged:
+    probes would drown everything else.
     """
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or is_open_method(method):
-            return handler
-        metadata = handler_call_details.invocation_metadata
+    def bind(self, method: str, *, streaming: bool) -> MethodStage | None:
+        return None if is_open_method(method) else _LoggedMethod(streaming=streaming)
 
-        def begin(request: Any, context: Context) -> _Call:
-            request_id = request_id_from(metadata)
-            request_id_var.set(request_id)
-            call_secrets_var.set(secrets_of_call(metadata, request))
-            # Read while the call is surely alive: a stream may be closed after its call is gone.
-            return _Call(request_id, context.peer(), time.perf_counter())
 
-        def log(
-            context: Context,
-            error: BaseException | None,
-            call: _Call,
-            ids: dict[str, str],
-            streamed: int | None = None,
-        ) -> None:
-            code = call_code(context, error)
-            fields: dict[str, Any] = {
-                "method": method,
-                "code": code.name,
-                "duration_ms": round((time.perf_counter() - call.started) * 1000, 1),
-                "request_id": call.request_id,
-                "peer": call.peer,
-                **ids,
-            }
-            caller = caller_var.get()
-            if caller is not None:
-                fields["caller"] = caller
-            if streamed is not None:
-                fields["messages"] = streamed
-            level = logging.WARNING if code in _SERVER_FAULTS else logging.INFO
-            _ACCESS_LOGGER.log(level, "rpc", extra=fields)
+class _LoggedMethod(MethodStage):
+    __slots__ = ("_streaming",)
 
-        def unary(behavior: UnaryBehavior) -> UnaryBehavior:
-            async def logged(request: Any, context: Context) -> Any:
-                call = begin(request, context)
-                response: Any = None
-                error: BaseException | None = None
-                try:
-                    response = await behavior(request, context)
-                    return response
-                except BaseException as exc:
-                    error = exc
-                    raise
-                finally:
-                    log(context, error, call, _ids(request, response))
+    def __init__(self, *, streaming: bool) -> None:
+        self._streaming = streaming
 
-            return logged
+    def enter(self, call: Call) -> _Logged:
+        request_id = request_id_from(call.metadata)
+        request_id_var.set(request_id)
+        call_secrets_var.set(secrets_of_call(call.metadata, call.request))
+        # Read while the call is surely alive: a stream may be closed after its call is gone.
+        return _Logged(request_id, call.context.peer())
 
-        def stream(behavior: StreamBehavior) -> StreamBehavior:
-            async def logged(request: Any, context: Context) -> AsyncGenerator[Any, None]:
-                call = begin(request, context)
-                error: BaseException | None = None
-                sent = 0
-                try:
-                    async with aclosing(behavior(request, context)) as messages:
-                        async for message in messages:
-                            sent += 1
-                            yield message
-                except BaseException as exc:
-                    error = exc
-                    raise
-                finally:
-                    log(context, error, call, _ids(request), sent)
+    def exit(self, call: Call, state: object, code: grpc.StatusCode) -> None:
+        logged = cast(_Logged, state)
+        fields: dict[str, Any] = {
+            "method": call.method,
+            "code": code.name,
+            "duration_ms": round((time.perf_counter() - call.started) * 1000, 1),
+            "request_id": logged.request_id,
+            "peer": logged.peer,
+            **_ids(call.request, call.response),
+        }
+        caller = caller_var.get()
+        if caller is not None:
+            fields["caller"] = caller
+        if self._streaming:
+            fields["messages"] = call.sent
+        level = logging.WARNING if code in _SERVER_FAULTS else logging.INFO
+        _ACCESS_LOGGER.log(level, "rpc", extra=fields)
 
-            return logged
 
-        return wrap_handler(handler, unary=unary, stream=stream)
+class AccessLogInterceptor(OpsInterceptor):
+    """An interceptor running `AccessLog` alone (`Operations` runs it with the other stages)."""
+
+    def __init__(self) -> None:
+        super().__init__([AccessLog()])

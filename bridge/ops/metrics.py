@@ -1,7 +1,7 @@
 """Prometheus metrics of the bridge: gRPC calls, streams, events, upstream requests, reconnects and shedding.
 
 Each `BridgeMetrics` owns its `CollectorRegistry`, so two servers in one process (tests) never share counts.
-`MetricsInterceptor` records every call; the upstream transport (`bridge.ops.upstream`) records platform
+The `CallMetrics` stage records every call; the upstream transport (`bridge.ops.upstream`) records platform
 requests; the platform client reports stream reconnects with `record_upstream_reconnect`. `MetricsServer`
 exposes the registry over HTTP on its own port, on the server's event loop.
 """
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import aclosing
 from typing import Any
 
 import grpc
@@ -19,18 +17,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from bridge.ops.calls import (
-    Context,
-    Handler,
-    StreamBehavior,
-    UnaryBehavior,
-    call_code,
-    split_method,
-    wrap_handler,
-)
+from bridge.ops.calls import Call, CallStage, MethodStage, OpsInterceptor, split_method
 from xpander.bridge.v1 import events_pb2, task_service_pb2
 
-__all__ = ["BridgeMetrics", "MetricsInterceptor", "MetricsServer"]
+__all__ = ["BridgeMetrics", "CallMetrics", "MetricsInterceptor", "MetricsServer"]
+
 
 # Unary calls take milliseconds to tens of seconds; streams last until their task ends, so the top buckets
 # reach half an hour.
@@ -159,66 +150,81 @@ class BridgeMetrics:
         return MetricsInterceptor(self)
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Counts and times every unary and server-streaming call, and tracks open streams."""
+class CallMetrics(CallStage):
+    """Counts and times every unary and server-streaming call, tracks open streams and counts events.
+
+    Unknown methods never get here (they have no handler): their names come from callers and would grow the
+    label set.
+    """
 
     def __init__(self, metrics: BridgeMetrics) -> None:
         self._metrics = metrics
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            # Unknown methods are not counted: their names come from callers and would grow the label set.
-            return handler
-        service, name = split_method(handler_call_details.method)
+    def bind(self, method: str, *, streaming: bool) -> MethodStage:
+        service, name = split_method(method)
         metrics = self._metrics
+        if streaming:
+            return _StreamMetrics(metrics, service, name)
+        return _UnaryMetrics(metrics, service, name)
 
-        def finish(context: Context, error: BaseException | None, started: float) -> None:
-            code = call_code(context, error)
-            metrics.grpc_requests.labels(service=service, method=name, code=code.name).inc()
-            metrics.grpc_duration.labels(service=service, method=name).observe(time.perf_counter() - started)
 
-        def unary(behavior: UnaryBehavior) -> UnaryBehavior:
-            async def measured(request: Any, context: Context) -> Any:
-                started = time.perf_counter()
-                error: BaseException | None = None
-                metrics.calls_in_flight.inc()
-                try:
-                    return await behavior(request, context)
-                except BaseException as exc:
-                    error = exc
-                    raise
-                finally:
-                    metrics.calls_in_flight.dec()
-                    finish(context, error, started)
+class _MethodMetrics(MethodStage):
+    """One method's metric children: its duration, and its call count per status code."""
 
-            return measured
+    __slots__ = ("_counts", "_duration", "_method", "_metrics", "_service")
 
-        def stream(behavior: StreamBehavior) -> StreamBehavior:
-            async def measured(request: Any, context: Context) -> AsyncGenerator[Any, None]:
-                started = time.perf_counter()
-                error: BaseException | None = None
-                gauge = metrics.open_streams.labels(service=service, method=name)
-                gauge.inc()
-                try:
-                    async with aclosing(behavior(request, context)) as messages:
-                        async for message in messages:
-                            metrics.record_stream_message(message)
-                            yield message
-                except BaseException as exc:
-                    error = exc
-                    raise
-                finally:
-                    gauge.dec()
-                    finish(context, error, started)
+    def __init__(self, metrics: BridgeMetrics, service: str, method: str) -> None:
+        self._metrics = metrics
+        self._service = service
+        self._method = method
+        self._duration = metrics.grpc_duration.labels(service=service, method=method)
+        self._counts: dict[grpc.StatusCode, Counter] = {}
 
-            return measured
+    def _finish(self, call: Call, code: grpc.StatusCode) -> None:
+        counter = self._counts.get(code)
+        if counter is None:
+            counter = self._metrics.grpc_requests.labels(
+                service=self._service, method=self._method, code=code.name
+            )
+            self._counts[code] = counter
+        counter.inc()
+        self._duration.observe(time.perf_counter() - call.started)
 
-        return wrap_handler(handler, unary=unary, stream=stream)
+
+class _UnaryMetrics(_MethodMetrics):
+    __slots__ = ()
+
+    def enter(self, call: Call) -> None:
+        self._metrics.calls_in_flight.inc()
+
+    def exit(self, call: Call, state: object, code: grpc.StatusCode) -> None:
+        self._metrics.calls_in_flight.dec()
+        self._finish(call, code)
+
+
+class _StreamMetrics(_MethodMetrics):
+    __slots__ = ("_open",)
+
+    def __init__(self, metrics: BridgeMetrics, service: str, method: str) -> None:
+        super().__init__(metrics, service, method)
+        self._open = metrics.open_streams.labels(service=service, method=method)
+
+    def enter(self, call: Call) -> None:
+        self._open.inc()
+
+    def exit(self, call: Call, state: object, code: grpc.StatusCode) -> None:
+        self._open.dec()
+        self._finish(call, code)
+
+    def message(self, message: Any) -> None:
+        self._metrics.record_stream_message(message)
+
+
+class MetricsInterceptor(OpsInterceptor):
+    """An interceptor running `CallMetrics` alone (`Operations` runs it with the other stages)."""
+
+    def __init__(self, metrics: BridgeMetrics) -> None:
+        super().__init__([CallMetrics(metrics)])
 
 
 class MetricsServer:

@@ -23,11 +23,12 @@ import httpx
 from grpc_health.v1.health import aio as health_aio
 from prometheus_client import CollectorRegistry
 
-from bridge.ops.auth import AuthInterceptor, BridgeTokens, check_exposure
+from bridge.ops.auth import BridgeTokens, CallerAuth, check_exposure
+from bridge.ops.calls import CallStage, OpsInterceptor
 from bridge.ops.connections import response_compression, server_options
-from bridge.ops.limits import Limits, LimitsInterceptor
-from bridge.ops.logs import AccessLogInterceptor
-from bridge.ops.metrics import BridgeMetrics, MetricsServer
+from bridge.ops.limits import CallLimits, Limits
+from bridge.ops.logs import AccessLog
+from bridge.ops.metrics import BridgeMetrics, CallMetrics, MetricsServer
 from bridge.ops.probes import start_probe_server
 from bridge.ops.settings import OpsSettings, split_address
 from bridge.ops.tls import server_credentials_from, upstream_verify
@@ -59,7 +60,7 @@ class Operations:
             settings.bridge_tokens_file,
             settings.bridge_tokens.get_secret_value() if settings.bridge_tokens is not None else None,
         )
-        self.limits = LimitsInterceptor(
+        self.limits = CallLimits(
             Limits(
                 max_concurrent_calls=settings.max_concurrent_calls,
                 max_open_streams=settings.max_open_streams,
@@ -89,14 +90,17 @@ class Operations:
         return self.tokens.secret_values()
 
     def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
-        """Server interceptors, outermost first: tracing (when on), access log, metrics, auth, limits."""
-        chain: list[grpc.aio.ServerInterceptor] = []
+        """The server interceptors: one, running every call through these stages in order.
+
+        Access log (request id and call secrets first, the line last), span (when tracing is on), metrics,
+        caller auth (UNAUTHENTICATED), limits (RESOURCE_EXHAUSTED, request sizes), then the behaviour.
+        """
+        stages: list[CallStage] = [AccessLog()]
         if self.tracing is not None:
-            chain.append(self.tracing.interceptor())
-        chain += [
-            AccessLogInterceptor(),
-            self.metrics.interceptor(),
-            AuthInterceptor(
+            stages.append(self.tracing.stage())
+        stages += [
+            CallMetrics(self.metrics),
+            CallerAuth(
                 self.tokens,
                 default_key_configured=self.default_key_configured,
                 client_cert_required=self.settings.tls_require_client_cert,
@@ -104,7 +108,7 @@ class Operations:
             ),
             self.limits,
         ]
-        return chain
+        return [OpsInterceptor(stages)]
 
     def server_options(self) -> list[tuple[str, int]]:
         """`grpc.aio.server(options=...)`."""

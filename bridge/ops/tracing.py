@@ -1,7 +1,7 @@
 """OpenTelemetry tracing: a span per RPC, a child span per platform request, W3C trace context end to end.
 
 Off unless configured, and then free: `tracing_from_settings` returns None and no interceptor or hook is
-installed. When on, `TracingInterceptor` continues the caller's `traceparent` (gRPC metadata) into a SERVER
+installed. When on, the `ServerSpans` stage continues the caller's `traceparent` (gRPC metadata) into a SERVER
 span that is current while the call runs, and the upstream transport (`bridge.ops.upstream`) opens a CLIENT
 span per platform request and injects its `traceparent` into the HTTP headers.
 
@@ -11,9 +11,9 @@ one process stay apart.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, MutableMapping
-from contextlib import aclosing, contextmanager
-from typing import Any
+from collections.abc import Iterator, MutableMapping
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, cast
 
 import grpc
 from opentelemetry.sdk.resources import Resource
@@ -23,18 +23,10 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from bridge.ops.calls import (
-    Context,
-    Handler,
-    StreamBehavior,
-    UnaryBehavior,
-    call_code,
-    split_method,
-    wrap_handler,
-)
+from bridge.ops.calls import Call, CallStage, MethodStage, OpsInterceptor, split_method
 from bridge.ops.settings import OpsSettings
 
-__all__ = ["Tracing", "TracingInterceptor", "tracing_from_settings"]
+__all__ = ["ServerSpans", "Tracing", "TracingInterceptor", "tracing_from_settings"]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -91,6 +83,10 @@ class Tracing:
         """Add the current span's `traceparent` (and `tracestate`) to outgoing `headers`."""
         _PROPAGATOR.inject(headers)
 
+    def stage(self) -> ServerSpans:
+        """The call stage opening a span per call."""
+        return ServerSpans(self)
+
     def interceptor(self) -> TracingInterceptor:
         """A server interceptor opening a span per call."""
         return TracingInterceptor(self)
@@ -126,52 +122,35 @@ def _end_status(span: Span, code: grpc.StatusCode) -> None:
         span.set_status(Status(StatusCode.ERROR, code.name))
 
 
-class TracingInterceptor(grpc.aio.ServerInterceptor):
+class ServerSpans(CallStage):
     """Runs every unary and server-streaming call inside a SERVER span continuing the caller's trace."""
 
     def __init__(self, tracing: Tracing) -> None:
         self._tracing = tracing
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = handler_call_details.method
-        metadata = handler_call_details.invocation_metadata
-        tracing = self._tracing
+    def bind(self, method: str, *, streaming: bool) -> MethodStage:
+        return _SpannedMethod(self._tracing)
 
-        def unary(behavior: UnaryBehavior) -> UnaryBehavior:
-            async def traced(request: Any, context: Context) -> Any:
-                with tracing.server_span(method, metadata) as span:
-                    error: BaseException | None = None
-                    try:
-                        return await behavior(request, context)
-                    except BaseException as exc:
-                        error = exc
-                        raise
-                    finally:
-                        _end_status(span, call_code(context, error))
 
-            return traced
+class _SpannedMethod(MethodStage):
+    __slots__ = ("_tracing",)
 
-        def stream(behavior: StreamBehavior) -> StreamBehavior:
-            async def traced(request: Any, context: Context) -> AsyncGenerator[Any, None]:
-                with tracing.server_span(method, metadata) as span:
-                    error: BaseException | None = None
-                    try:
-                        async with aclosing(behavior(request, context)) as messages:
-                            async for message in messages:
-                                yield message
-                    except BaseException as exc:
-                        error = exc
-                        raise
-                    finally:
-                        _end_status(span, call_code(context, error))
+    def __init__(self, tracing: Tracing) -> None:
+        self._tracing = tracing
 
-            return traced
+    def enter(self, call: Call) -> tuple[AbstractContextManager[Span], Span]:
+        # Entered here and left in `exit`, so the span is current while the behaviour runs.
+        scope = self._tracing.server_span(call.method, call.metadata)
+        return scope, scope.__enter__()
 
-        return wrap_handler(handler, unary=unary, stream=stream)
+    def exit(self, call: Call, state: object, code: grpc.StatusCode) -> None:
+        scope, span = cast(tuple[AbstractContextManager[Span], Span], state)
+        _end_status(span, code)
+        scope.__exit__(None, None, None)  # ends the span
+
+
+class TracingInterceptor(OpsInterceptor):
+    """An interceptor running `ServerSpans` alone (`Operations` runs it with the other stages)."""
+
+    def __init__(self, tracing: Tracing) -> None:
+        super().__init__([ServerSpans(tracing)])

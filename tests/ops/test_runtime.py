@@ -14,10 +14,11 @@ from grpc_health.v1.health import aio as health_aio
 from pydantic import ValidationError
 
 from bridge.ops import eventloop, healthcheck
-from bridge.ops.auth import AuthInterceptor
-from bridge.ops.limits import LimitsInterceptor
-from bridge.ops.logs import AccessLogInterceptor
-from bridge.ops.metrics import MetricsInterceptor
+from bridge.ops.auth import CallerAuth
+from bridge.ops.calls import OpsInterceptor
+from bridge.ops.limits import CallLimits
+from bridge.ops.logs import AccessLog
+from bridge.ops.metrics import CallMetrics
 from bridge.ops.runtime import Operations
 from bridge.ops.settings import OpsSettings, add_arguments, overrides_from_args
 from bridge.ops.tls import channel_credentials
@@ -37,12 +38,9 @@ async def test_operations_serve_metrics_and_a_plaintext_probe_port_beside_a_tls_
         health_listen="127.0.0.1:0",
     )
     ops = Operations(settings, default_key_configured=False)
-    assert [type(i) for i in ops.interceptors()] == [
-        AccessLogInterceptor,
-        MetricsInterceptor,
-        AuthInterceptor,
-        LimitsInterceptor,
-    ]
+    (interceptor,) = ops.interceptors()
+    assert isinstance(interceptor, OpsInterceptor)
+    assert [type(stage) for stage in interceptor.stages] == [AccessLog, CallMetrics, CallerAuth, CallLimits]
     server = grpc.aio.server(
         interceptors=ops.interceptors(), options=ops.server_options(), compression=ops.compression()
     )

@@ -9,9 +9,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from bridge.ops.calls import OpsInterceptor
+from bridge.ops.logs import AccessLog
 from bridge.ops.runtime import Operations
 from bridge.ops.settings import OpsSettings
-from bridge.ops.tracing import Tracing, TracingInterceptor, tracing_from_settings
+from bridge.ops.tracing import ServerSpans, Tracing, tracing_from_settings
 from bridge.ops.upstream import upstream_transport
 from tests.ops.support import FixedTaskService, start_server, start_upstream, stub
 from xpander.bridge.v1 import task_service_pb2
@@ -86,17 +88,23 @@ async def test_without_traceparent_a_new_trace_starts_and_server_faults_mark_the
     assert unary.context.trace_id != stream.context.trace_id
 
 
+def stages_of(ops: Operations) -> list[type]:
+    (interceptor,) = ops.interceptors()
+    assert isinstance(interceptor, OpsInterceptor)
+    return [type(stage) for stage in interceptor.stages]
+
+
 def test_tracing_off_installs_nothing() -> None:
     settings = OpsSettings()
     assert tracing_from_settings(settings) is None
     ops = Operations(settings, default_key_configured=False)
-    assert not any(isinstance(i, TracingInterceptor) for i in ops.interceptors())
+    assert ServerSpans not in stages_of(ops)
 
 
-def test_tracing_on_puts_the_interceptor_outermost() -> None:
+def test_tracing_on_opens_the_span_right_after_the_request_id() -> None:
     ops = Operations(OpsSettings(tracing="console"), default_key_configured=False)
     try:
-        assert isinstance(ops.interceptors()[0], TracingInterceptor)
+        assert stages_of(ops)[:2] == [AccessLog, ServerSpans]
     finally:
         assert ops.tracing is not None
         ops.tracing.shutdown()
