@@ -33,6 +33,7 @@ from bridge.convert.create import create_task_to_platform
 from bridge.credentials import Credentials
 from bridge.errors import BridgeError
 from bridge.platform.client import PlatformClient
+from bridge.platform.streaming import EventStreamTransport
 from bridge.platform.transport import AiohttpTransport, TransportKind
 
 __all__ = ["main"]
@@ -102,7 +103,7 @@ def _client(base_url: str, kind: TransportKind) -> PlatformClient:
         events_base_url=base_url,
         org_in_rest_path=False,
         transport=AiohttpTransport(max_connections=100),
-        stream_transport=AiohttpTransport(max_connections=10_000, keepalive_expiry=0.0),
+        stream_transport=EventStreamTransport(max_connections=10_000),
     )
 
 

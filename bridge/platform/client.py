@@ -296,12 +296,14 @@ class EventStream:
     async def _events(self) -> AsyncIterator[tuple[int, dict[str, Any]]]:
         splitter = LineSplitter()
         decoder = SSEDecoder()
-        # SSE is UTF-8 by definition (no charset to sniff); an uncompressed body skips httpx's decoder layers.
+        # SSE is UTF-8 by definition (no charset to sniff); an uncompressed body still arriving skips httpx's
+        # decoder layers. A compressed one, or one the transport already read whole, goes through them.
         text_decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         response = self._response
         encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+        raw = not encoded and not response.is_stream_consumed
         with _translated("task_events"):
-            async for data in response.aiter_bytes() if encoded else response.aiter_raw():
+            async for data in response.aiter_raw() if raw else response.aiter_bytes():
                 for line in splitter.feed(text_decoder.decode(data)):
                     event = decoder.decode(line)
                     if event is None:

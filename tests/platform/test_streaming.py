@@ -15,6 +15,7 @@ from bridge.errors import NotFound, Unavailable
 from bridge.localplatform import LocalPlatform
 from bridge.platform.client import PlatformClient
 from bridge.platform.streaming import EventStreamTransport
+from bridge.platform.transport import AiohttpTransport
 from tests.ops.certs import Pki, make_pki
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -289,3 +290,25 @@ def test_it_runs_on_uvloop_too() -> None:
     types = uvloop.run(stream_one())
     assert types[0] == "task_created"
     assert types[-1] == "task_finished"
+
+
+async def test_a_stream_the_aiohttp_transport_read_whole_is_still_parsed(platform: LocalPlatform) -> None:
+    """A finished task's short stream may come with its headers: the aiohttp transport reads it whole."""
+    async with PlatformClient(
+        base_url=platform.url,
+        events_base_url=platform.url,
+        org_in_rest_path=False,
+        stream_transport=AiohttpTransport(max_connections=10, keepalive_expiry=0.0),
+    ) as platform_client:
+        creds = Credentials(api_key="k", organization_id=platform.organization_id)
+        task = await platform_client.create_task(
+            "demo-agent", {"input": {"text": "hi"}, "events_streaming": True}, {}, creds
+        )
+        first = []
+        async with platform_client.stream_events(task["id"], creds) as stream:
+            first = [envelope["type"] async for _, envelope in stream]
+        again = []
+        async with platform_client.stream_events(task["id"], creds) as stream:
+            again = [envelope["type"] async for _, envelope in stream]
+    assert first == again
+    assert first[-1] == "task_finished"
