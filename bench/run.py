@@ -362,6 +362,13 @@ class Run:
                     }
                 )
         self.results["runs"]["latency_curve"] = points
+        half = next((p["offered_rate"] for p in points if p["fraction"] == 0.5), None)
+        with self.phase("raw grpc.aio CreateTask latency (M3, M4 bounds)"), self.raw_grpc("uvloop") as raw:
+            # What the gRPC hop alone adds at the same offered rates, answered from memory.
+            raw_points = {"low": self.bridge_open(raw, plan.low_rate, plan.open_seconds)}
+            if half is not None:
+                raw_points["half"] = self.bridge_open(raw, half, plan.open_seconds)
+        self.results["runs"]["raw_latency"] = raw_points
 
     def event_latency(self, bridge: Child) -> None:
         """M5: upstream write -> gRPC client latency of chunk events, with the direct SSE client beside it."""
