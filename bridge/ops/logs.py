@@ -12,6 +12,7 @@ keeps it in `request_id_var`, where the upstream transport finds it to forward t
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -40,6 +41,7 @@ __all__ = [
     "AccessLogInterceptor",
     "ConsoleFormatter",
     "JsonFormatter",
+    "LoopBatchingHandler",
     "Redactor",
     "RequestIds",
     "call_secrets_var",
@@ -244,7 +246,7 @@ def configure_logging(
     """Route all logging through one redacting handler on the root logger; returns its `Redactor`."""
     redactor = Redactor(secrets)
     formatter = JsonFormatter(redactor) if log_format == "json" else ConsoleFormatter(redactor)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = LoopBatchingHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -254,6 +256,71 @@ def configure_logging(
     # httpx logs every request at INFO; the access line per RPC already says what a call did.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     return redactor
+
+
+class LoopBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler writing the lines of one event-loop turn with one write and one flush.
+
+    Under load an access line per call was a `write` syscall per call, about 5 % of a CreateTask's CPU. Lines
+    logged on a thread running an event loop are held until the end of the loop's current turn (a
+    `call_soon`), then written together; lines from other threads, and any logged when no loop runs, are
+    written at once, after whatever is held, so the order is kept. `flush()` and `close()` write what is held.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._held: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Called under the handler's lock (logging.Handler.handle).
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        loop = _running_loop()
+        if loop is None:
+            self._held.append(line)
+            self._write_held()
+            return
+        if not self._held:
+            loop.call_soon(self._flush_turn)
+        self._held.append(line)
+
+    def _flush_turn(self) -> None:
+        self.acquire()
+        try:
+            self._write_held()
+        finally:
+            self.release()
+
+    def _write_held(self) -> None:
+        if not self._held:
+            return
+        text = "".join(self._held)
+        self._held.clear()
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except Exception:  # a closed or broken stream must not break the call that logged
+            pass
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            self._write_held()
+        finally:
+            self.release()
+        super().flush()
+
+    def close(self) -> None:
+        self.flush()
+        super().close()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running on this thread, if any (no exception when there is none)."""
+    return asyncio._get_running_loop()
 
 
 def current_request_id() -> str | None:

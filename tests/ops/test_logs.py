@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -17,6 +18,7 @@ from bridge.ops.auth import AuthInterceptor, BridgeTokens
 from bridge.ops.logs import (
     REDACTED,
     AccessLogInterceptor,
+    LoopBatchingHandler,
     Redactor,
     RequestIds,
     configure_logging,
@@ -263,3 +265,48 @@ def test_new_request_ids_are_unique_hex_and_a_new_process_starts_a_new_sequence(
     again = ids.new()
     assert again[:16] != made[0][:16]
     assert again not in made
+
+
+class _CountingStream(io.StringIO):
+    """A text stream that counts its writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+async def test_lines_of_one_loop_turn_are_written_together_and_in_order() -> None:
+    stream = _CountingStream()
+    handler = LoopBatchingHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("tests.batching")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        for i in range(5):
+            logger.warning("line %d", i)
+        assert stream.getvalue() == ""  # held until the end of this turn
+        await asyncio.sleep(0)
+        assert stream.getvalue() == "".join(f"line {i}\n" for i in range(5))
+        assert stream.writes == 1
+        logger.warning("held")
+        # A line from another thread goes out at once, after the held one.
+        await asyncio.to_thread(logger.warning, "from a thread")
+        assert stream.getvalue().endswith("held\nfrom a thread\n")
+        logger.warning("flushed at close")
+        handler.close()
+        assert stream.getvalue().endswith("flushed at close\n")
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_without_a_loop_every_line_is_written_at_once() -> None:
+    stream = _CountingStream()
+    handler = LoopBatchingHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.handle(logging.makeLogRecord({"msg": "now", "levelno": logging.INFO}))
+    assert stream.getvalue() == "now\n"
