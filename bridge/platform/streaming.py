@@ -1,4 +1,4 @@
-"""A lean HTTP/1.1 transport for httpx, made for long-lived event streams: one connection per response.
+"""A lean HTTP/1.1 transport for httpx, made for long-lived event streams; with keep-alive, for unary calls.
 
 A StreamEvents call holds its upstream connection for as long as the task runs, so what a connection costs
 is paid ten thousand times over by ten thousand idle streams. Through httpx on aiohttp an idle event stream
@@ -6,7 +6,13 @@ holds about 39 KB of the bridge's memory; on a bare `asyncio.Protocol` it holds 
 costs a fraction of the CPU. `EventStreamTransport` is that bare protocol behind httpx's transport API, so
 `PlatformClient` reads it like any other httpx response:
 
-- one new connection per request, closed with the response (no keep-alive: a stream ends when its task ends);
+- by default one new connection per request, closed with the response (a stream ends when its task ends);
+- with `keepalive_expiry` > 0 (for unary calls) a response read to its end over HTTP/1.1, without
+  `Connection: close`, gives its connection back to an idle pool per scheme, host and port; an idle
+  connection expires after `keepalive_expiry` seconds, and one the server has closed is discarded. A body
+  closed before its end (an event stream the reader left) aborts its connection, as without keep-alive;
+- a request that a reused connection loses before any byte of the response is sent once more on a new
+  connection (see `EventStreamTransport.handle_async_request` for why that is safe);
 - `http` and `https` (verified against the system CAs or a given `ssl.SSLContext`), no proxies: the server
   chooses the aiohttp transport when a proxy applies to the events host;
 - the connect timeout and the read timeout (for the response head) from httpx's `timeout` extension; the body
@@ -14,7 +20,8 @@ costs a fraction of the CPU. `EventStreamTransport` is that bare protocol behind
 - bodies framed by `Transfer-Encoding: chunked`, `Content-Length` or the connection's close; each read of the
   socket becomes at most one body piece, so events reach the reader as they arrive;
 - back-pressure: reading from the socket pauses while more than `read_limit` bytes wait for the reader;
-- `max_connections` streams open at once (further requests wait for one to close);
+- `max_connections` connections open at once, idle and busy (further requests wait for one to close or
+  to be given back; an idle connection to another host is closed to make room);
 - failures as the httpx exceptions of the same meaning: ConnectError / ConnectTimeout before the request is
   sent, ReadTimeout waiting for the head, RemoteProtocolError for a malformed or cut-short response, ReadError
   for a connection reset.
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Final, cast
 
@@ -35,6 +43,8 @@ _MAX_HEAD_BYTES: Final = 64 * 1024
 _MAX_CHUNK_LINE: Final = 1024
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
 
+_Origin = tuple[str, str, int]  # scheme, host, port
+
 
 class _Connection(asyncio.Protocol):
     """Bytes received and not yet read, the end of the stream, and one waiter for more."""
@@ -44,6 +54,8 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.error: Exception | None = None
         self.transport: asyncio.Transport | None = None
+        self.received = False  # a byte arrived since the current request was sent
+        self.expiry: asyncio.TimerHandle | None = None  # while idle in the pool
         self._read_limit = read_limit
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
@@ -53,6 +65,7 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        self.received = True
         self.buffer += data
         if not self._paused and len(self.buffer) > self._read_limit and self.transport is not None:
             self._paused = True
@@ -113,15 +126,26 @@ class _Connection(asyncio.Protocol):
 
 
 class _Body(httpx.AsyncByteStream):
-    """A response body read from its connection; closing it closes the connection."""
+    """A response body read from its connection; closing it gives the connection back or closes it.
+
+    `done(reusable)` runs once, on close: reusable when keep-alive was allowed, the body was read to its end
+    and nothing else arrived on the connection.
+    """
 
     def __init__(
-        self, connection: _Connection, framing: str, length: int, release: Callable[[], None]
+        self,
+        connection: _Connection,
+        framing: str,
+        length: int,
+        keep_alive: bool,
+        done: Callable[[_Connection, bool], None],
     ) -> None:
         self._connection = connection
         self._framing = framing
         self._length = length
-        self._release = release
+        self._keep_alive = keep_alive
+        self._done: Callable[[_Connection, bool], None] | None = done
+        self._complete = framing == "length" and length == 0
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         if self._framing == "chunked":
@@ -132,6 +156,7 @@ class _Body(httpx.AsyncByteStream):
             pieces = self._until_close()
         async for piece in pieces:
             yield piece
+        self._complete = True
 
     async def _sized(self, remaining: int) -> AsyncIterator[bytes]:
         connection = self._connection
@@ -230,28 +255,117 @@ class _Body(httpx.AsyncByteStream):
             await connection.receive()
 
     async def aclose(self) -> None:
-        self._connection.close()
-        self._release()
+        done, self._done = self._done, None
+        if done is not None:
+            connection = self._connection
+            reusable = self._keep_alive and self._complete and not connection.closed and not connection.buffer
+            done(connection, reusable)
 
 
-class _Release:
-    """Gives a connection slot back exactly once."""
+class _Pool:
+    """Open connections, idle and busy, bounded by `limit` (0: unbounded); idle ones kept per origin.
 
-    __slots__ = ("_done", "_slots")
+    A slot is taken by `acquire` (an idle connection, or None and the right to open one) and given back by
+    `give_back` (the connection goes idle) or `discard` (it is closed, or was never opened). `connections`
+    holds every open connection, for `close_all`.
+    """
 
-    def __init__(self, slots: asyncio.Semaphore | None) -> None:
-        self._slots = slots
-        self._done = False
+    def __init__(self, limit: int, expiry: float) -> None:
+        self.limit = limit
+        self.expiry = expiry
+        self.open = 0
+        self.connections: set[_Connection] = set()
+        self.idle: dict[_Origin, list[_Connection]] = {}  # oldest first
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
-    def __call__(self) -> None:
-        if not self._done:
-            self._done = True
-            if self._slots is not None:
-                self._slots.release()
+    async def acquire(self, origin: _Origin, fresh: bool = False) -> _Connection | None:
+        """An idle connection to `origin` (unless `fresh`), or None and the right to open a new one."""
+        while True:
+            idle = None if fresh else self.idle.get(origin)
+            while idle:
+                connection = idle.pop()
+                _stop_expiry(connection)
+                if not connection.closed and not connection.buffer:
+                    return connection
+                self._close(connection)  # the server closed it, or spoke unasked, while it was idle
+            if not self.limit or self.open < self.limit:
+                self.open += 1
+                return None
+            if self._close_oldest_idle():
+                continue
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()  # the slot this waiter was woken for goes to the next one
+                raise
+
+    def give_back(self, origin: _Origin, connection: _Connection) -> None:
+        loop = asyncio.get_running_loop()
+        connection.expiry = loop.call_later(self.expiry, self._expire, origin, connection)
+        self.idle.setdefault(origin, []).append(connection)
+        self._wake()
+
+    def discard(self, connection: _Connection | None) -> None:
+        """Close `connection` (None: one that was never opened) and give its slot back."""
+        if connection is None:
+            self.open -= 1
+        else:
+            self._close(connection)
+        self._wake()
+
+    def close_all(self) -> None:
+        for connection in self.connections:
+            _stop_expiry(connection)
+            connection.close()
+        self.connections.clear()
+        self.idle.clear()
+        self.open = 0
+
+    def _close(self, connection: _Connection) -> None:
+        connection.close()
+        if connection in self.connections:
+            self.connections.discard(connection)
+            self.open -= 1
+
+    def _expire(self, origin: _Origin, connection: _Connection) -> None:
+        idle = self.idle.get(origin)
+        if idle is not None and connection in idle:
+            idle.remove(connection)
+            connection.expiry = None
+            self.discard(connection)
+
+    def _close_oldest_idle(self) -> bool:
+        for idle in self.idle.values():
+            if idle:
+                connection = idle.pop(0)
+                _stop_expiry(connection)
+                self._close(connection)
+                return True
+        return False
+
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+
+def _stop_expiry(connection: _Connection) -> None:
+    if connection.expiry is not None:
+        connection.expiry.cancel()
+        connection.expiry = None
 
 
 class EventStreamTransport(httpx.AsyncBaseTransport):
-    """httpx's transport API over one bare HTTP/1.1 connection per request (see the module docstring)."""
+    """httpx's transport API over bare HTTP/1.1 connections (see the module docstring).
+
+    `keepalive_expiry` is how long a connection given back stays idle for the next request to its origin;
+    0 (the default, for event streams) closes every connection with its response.
+    """
 
     def __init__(
         self,
@@ -259,8 +373,9 @@ class EventStreamTransport(httpx.AsyncBaseTransport):
         max_connections: int = 10_000,
         verify: ssl.SSLContext | bool = True,
         read_limit: int = 256 * 1024,
+        keepalive_expiry: float = 0.0,
     ) -> None:
-        self._slots = asyncio.Semaphore(max_connections) if max_connections > 0 else None
+        self._pool = _Pool(max(max_connections, 0), keepalive_expiry)
         if isinstance(verify, ssl.SSLContext):
             self._tls = verify
         else:
@@ -269,44 +384,79 @@ class EventStreamTransport(httpx.AsyncBaseTransport):
                 self._tls.check_hostname = False
                 self._tls.verify_mode = ssl.CERT_NONE
         self._read_limit = read_limit
-        self._open: set[_Connection] = set()
+        self._keep_alive = keepalive_expiry > 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send `request` and read the response head; the body is read as the response is.
+
+        A request sent on a reused (idle) connection that ends, closed or reset, before any byte of the
+        response arrived is sent once more on a new connection. A server closes an idle keep-alive
+        connection when it chooses to, and a request written just as it does so meets the closed socket:
+        the server did not take it as a request to answer, as it answered nothing, so sending it again
+        cannot have it carried out twice in the exchange HTTP/1.1 describes (RFC 9112, 9.3.1: a client
+        may retry a request on a new connection after the connection closed before any response). Only
+        reused connections are retried, and only once; a new connection failing so is the server's answer.
+        """
         url = request.url
         if url.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}", request=request)
+        tls = url.scheme == "https"
+        origin = (url.scheme, url.host, url.port or (443 if tls else 80))
         timeouts = request.extensions.get("timeout", {})
         body = await request.aread() if request.method != "GET" else b""
-        release = _Release(self._slots)
-        if self._slots is not None:
-            await self._slots.acquire()
-        connection: _Connection | None = None
-        try:
-            connection = await self._connect(request, timeouts.get("connect"))
-            self._open.add(connection)
-            assert connection.transport is not None
-            connection.transport.write(_head(request) + body)
-            status, reason, headers = await _read_head(connection, request, timeouts.get("read"))
-        except BaseException:
-            if connection is not None:
-                connection.close()
-                self._open.discard(connection)
-            release()
-            raise
+        message = _head(request) + body
+        pool = self._pool
+        retried = False
+        while True:
+            connection = await pool.acquire(origin, fresh=retried)
+            reused = connection is not None
+            try:
+                if connection is None:
+                    connection = await self._connect(request, timeouts.get("connect"))
+                    pool.connections.add(connection)
+                connection.received = False
+                assert connection.transport is not None
+                connection.transport.write(message)
+                status, reason, headers, version = await _read_head(connection, request, timeouts.get("read"))
+            except BaseException as error:
+                pool.discard(connection)
+                retry = (
+                    reused
+                    and isinstance(error, httpx.TransportError)
+                    and connection is not None
+                    and connection.closed
+                    and not connection.received
+                )
+                if retry:
+                    retried = True
+                    continue
+                raise
+            break
         framing, length = _framing(request.method, status, headers)
-        opened = connection
-
-        def forget() -> None:
-            self._open.discard(opened)
-            release()
-
+        keep_alive = (
+            self._keep_alive
+            and framing != "close"
+            and status >= 200
+            and version == b"HTTP/1.1"
+            and not _asks_close(headers)
+            and not _asks_close(request.headers.raw)
+        )
         return httpx.Response(
             status,
             headers=headers,
-            stream=_Body(connection, framing, length, forget),
+            stream=_Body(connection, framing, length, keep_alive, self._done_with(origin)),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
             request=request,
         )
+
+    def _done_with(self, origin: _Origin) -> Callable[[_Connection, bool], None]:
+        def done(connection: _Connection, reusable: bool) -> None:
+            if reusable:
+                self._pool.give_back(origin, connection)
+            else:
+                self._pool.discard(connection)
+
+        return done
 
     async def _connect(self, request: httpx.Request, seconds: float | None) -> _Connection:
         url = request.url
@@ -334,9 +484,7 @@ class EventStreamTransport(httpx.AsyncBaseTransport):
         return connection
 
     async def aclose(self) -> None:
-        for connection in list(self._open):
-            connection.close()
-        self._open.clear()
+        self._pool.close_all()
 
 
 def _head(request: httpx.Request) -> bytes:
@@ -349,8 +497,8 @@ def _head(request: httpx.Request) -> bytes:
 
 async def _read_head(
     connection: _Connection, request: httpx.Request, seconds: float | None
-) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    """The status, reason phrase and headers of the response; the body stays in the buffer."""
+) -> tuple[int, bytes, list[tuple[bytes, bytes]], bytes]:
+    """The status, reason phrase, headers and HTTP version of the response; the body stays in the buffer."""
     buffer = connection.buffer
     try:
         async with asyncio.timeout(seconds):
@@ -375,7 +523,12 @@ async def _read_head(
             raise httpx.RemoteProtocolError(f"malformed header line {line[:40]!r}", request=request)
         headers.append((name, value.strip()))
     reason = parts[2] if len(parts) > 2 else b""
-    return int(parts[1]), reason, headers
+    return int(parts[1]), reason, headers, parts[0]
+
+
+def _asks_close(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether the headers carry `Connection: close`."""
+    return any(name.lower() == b"connection" and b"close" in value.lower() for name, value in headers)
 
 
 def _framing(method: str, status: int, headers: list[tuple[bytes, bytes]]) -> tuple[str, int]:

@@ -244,7 +244,7 @@ async def test_the_platform_client_streams_a_task_over_it(platform: LocalPlatfor
         with pytest.raises(NotFound):
             async with platform_client.stream_events("no-such-task", creds):
                 pass
-    assert not transport._open  # every connection went with its response
+    assert not transport._pool.connections  # every connection went with its response
 
 
 async def test_a_platform_gone_mid_stream_is_unavailable() -> None:
@@ -312,3 +312,153 @@ async def test_a_stream_the_aiohttp_transport_read_whole_is_still_parsed(platfor
             again = [envelope["type"] async for _, envelope in stream]
     assert first == again
     assert first[-1] == "task_finished"
+
+
+class KeepAliveServer:
+    """An HTTP/1.1 server answering requests on each connection with a JSON count of the requests so far.
+
+    After `answers` answers on a connection (0: no limit) it closes it, right away or, with `drop_next`,
+    once the next request has arrived (unanswered: the race of a server closing an idle connection).
+    """
+
+    def __init__(
+        self, *, answers: int = 0, drop_next: bool = False, head: bytes = b"HTTP/1.1 200 OK"
+    ) -> None:
+        self.answers = answers
+        self.drop_next = drop_next
+        self.head = head
+        self.accepted = 0
+        self.closed = 0
+        self.requests: list[bytes] = []
+        self.server: asyncio.Server | None = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        answered = 0
+        try:
+            while True:
+                if self.answers and answered == self.answers and not self.drop_next:
+                    break
+                head = await _read_request(reader)
+                length = 0
+                for line in head.lower().split(b"\r\n"):
+                    if line.startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                self.requests.append(head + await reader.readexactly(length))
+                if self.answers and answered == self.answers:
+                    break
+                body = b'{"n": %d}' % len(self.requests)
+                writer.write(self.head + b"\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+                await writer.drain()
+                answered += 1
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            self.closed += 1
+            writer.close()
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+async def test_sequential_requests_reuse_one_keep_alive_connection() -> None:
+    server = KeepAliveServer()
+    async with server as url, client(keepalive_expiry=5.0) as http:
+        for n in range(1, 4):
+            response = await http.post(f"{url}/v1/tasks", json={"input": n})
+            assert response.json() == {"n": n}
+    assert server.accepted == 1
+    assert server.requests[2].endswith(b'{"input":3}')
+
+    streams = KeepAliveServer()
+    async with streams as url, client() as http:  # no keep-alive: a connection per request
+        for _ in range(3):
+            await http.post(f"{url}/v1/tasks", json={})
+    assert streams.accepted == 3
+
+
+async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
+    server = KeepAliveServer(answers=1)
+    async with server as url, client(keepalive_expiry=5.0) as http:
+        assert (await http.post(f"{url}/x", json={})).json() == {"n": 1}
+        for _ in range(100):  # until the server's close reached the idle connection
+            if server.closed:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert (await http.post(f"{url}/x", json={})).json() == {"n": 2}
+    assert (server.accepted, len(server.requests)) == (2, 2)
+
+
+async def test_a_request_a_reused_connection_lost_unanswered_is_sent_once_more() -> None:
+    server = KeepAliveServer(answers=1, drop_next=True)
+    async with server as url, client(keepalive_expiry=5.0) as http:
+        assert (await http.post(f"{url}/x", json={"n": 1})).json() == {"n": 1}
+        # The second request reaches the old connection, which closes unanswered; a new one answers it.
+        assert (await http.post(f"{url}/x", json={"n": 2})).json() == {"n": 3}
+    assert server.accepted == 2
+    assert server.requests[1] == server.requests[2]
+
+    # A new connection lost so is the server's answer: not sent again.
+    refusing = RawServer(answer())  # reads the request, closes unanswered
+    async with refusing as url, client(keepalive_expiry=5.0) as http:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await http.post(f"{url}/x", json={})
+    assert len(refusing.requests) == 1
+
+
+async def test_a_body_not_read_to_its_end_closes_its_connection() -> None:
+    server = KeepAliveServer()
+    async with server as url, client(keepalive_expiry=5.0) as http:
+        async with http.stream("POST", f"{url}/x", json={}) as response:
+            assert response.status_code == 200  # the body is left unread
+        await http.post(f"{url}/x", json={})
+    assert server.accepted == 2
+
+    streamed = RawServer(answer(CHUNKED_HEAD, b"1\r\na\r\n", close=False))
+    async with streamed as url, client(keepalive_expiry=5.0) as http:
+        async with http.stream("GET", f"{url}/events") as response:
+            async for _ in response.aiter_raw():
+                break  # an event stream left early
+        await asyncio.sleep(0.05)
+    assert len(streamed.requests) == 1
+
+
+async def test_connection_close_and_http_1_0_answers_are_not_kept() -> None:
+    for head in (b"HTTP/1.1 200 OK\r\nconnection: close", b"HTTP/1.0 200 OK"):
+        server = KeepAliveServer(head=head)
+        async with server as url, client(keepalive_expiry=5.0) as http:
+            await http.post(f"{url}/x", json={})
+            await http.post(f"{url}/x", json={})
+        assert server.accepted == 2, head
+
+
+async def test_idle_connections_expire() -> None:
+    server = KeepAliveServer()
+    transport = EventStreamTransport(keepalive_expiry=0.1)
+    async with server as url, httpx.AsyncClient(transport=transport) as http:
+        await http.post(f"{url}/x", json={})
+        assert len(transport._pool.connections) == 1
+        for _ in range(100):  # the transport closes the expired connection by itself
+            if server.closed:
+                break
+            await asyncio.sleep(0.01)
+        assert server.closed == 1
+        assert not transport._pool.connections
+        await http.post(f"{url}/x", json={})
+    assert server.accepted == 2
+
+
+async def test_an_idle_connection_makes_room_under_the_limit() -> None:
+    first, second = KeepAliveServer(), KeepAliveServer()
+    async with first as one, second as two, client(keepalive_expiry=5.0, max_connections=1) as http:
+        await http.post(f"{one}/x", json={})
+        await asyncio.wait_for(http.post(f"{two}/x", json={}), 2)
+        await asyncio.wait_for(http.post(f"{two}/x", json={}), 2)
+    assert (first.accepted, second.accepted) == (1, 1)
