@@ -34,7 +34,7 @@ from bridge.credentials import Credentials
 from bridge.errors import BridgeError
 from bridge.platform.client import PlatformClient
 from bridge.platform.streaming import EventStreamTransport
-from bridge.platform.transport import AiohttpTransport, TransportKind
+from bridge.platform.transport import TransportKind
 
 __all__ = ["main"]
 
@@ -102,7 +102,7 @@ def _client(base_url: str, kind: TransportKind) -> PlatformClient:
         base_url=base_url,
         events_base_url=base_url,
         org_in_rest_path=False,
-        transport=AiohttpTransport(max_connections=100),
+        transport=EventStreamTransport(max_connections=100, keepalive_expiry=5.0),
         stream_transport=EventStreamTransport(max_connections=10_000),
     )
 

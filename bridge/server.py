@@ -190,10 +190,19 @@ class BridgeServer:
         unary_base, stream_base = self._http_transport, self._stream_transport
         if settings.upstream_http == "aiohttp":
             verify = upstream_verify(settings.upstream_ca_bundle)
+            # Unary calls reuse bare keep-alive connections (a fraction of aiohttp's CPU per call) unless a
+            # proxy stands in the way, which only aiohttp speaks.
+            unary_proxy = environment_proxy(settings.base_url)
+            if unary_base is None and unary_proxy is None:
+                unary_base = EventStreamTransport(
+                    max_connections=settings.upstream_max_connections,
+                    verify=verify,
+                    keepalive_expiry=5.0,
+                )
             unary_base = unary_base or AiohttpTransport(
                 max_connections=settings.upstream_max_connections,
                 verify=verify,
-                proxy=environment_proxy(settings.base_url),
+                proxy=unary_proxy,
             )
             # Event streams get a bare connection each (a few KB, where aiohttp holds ~39 KB per idle
             # stream), unless a proxy stands in the way, which only aiohttp speaks. No idle stream connection
