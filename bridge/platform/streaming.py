@@ -392,10 +392,13 @@ class EventStreamTransport(httpx.AsyncBaseTransport):
         A request sent on a reused (idle) connection that ends, closed or reset, before any byte of the
         response arrived is sent once more on a new connection. A server closes an idle keep-alive
         connection when it chooses to, and a request written just as it does so meets the closed socket:
-        the server did not take it as a request to answer, as it answered nothing, so sending it again
-        cannot have it carried out twice in the exchange HTTP/1.1 describes (RFC 9112, 9.3.1: a client
-        may retry a request on a new connection after the connection closed before any response). Only
-        reused connections are retried, and only once; a new connection failing so is the server's answer.
+        the server closed without answering, so it did not take the bytes as a request it answered. That
+        race is what this retry is for, and the one a connection pool brings that a connection per request
+        never meets. A server that applied a request and then dropped the connection without a byte of
+        answer would see a POST twice (RFC 9112, 9.3.1 leaves such retries of non-idempotent requests to
+        clients that know better); the platform answers every request it reads, so the bridge takes the
+        race's cure. Only reused connections are retried, and only once; a new connection failing so is the
+        server's answer.
         """
         url = request.url
         if url.scheme not in ("http", "https"):
