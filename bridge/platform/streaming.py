@@ -396,9 +396,8 @@ class EventStreamTransport(httpx.AsyncBaseTransport):
         race is what this retry is for, and the one a connection pool brings that a connection per request
         never meets. A server that applied a request and then dropped the connection without a byte of
         answer would see a POST twice (RFC 9112, 9.3.1 leaves such retries of non-idempotent requests to
-        clients that know better); the platform answers every request it reads, so the bridge takes the
-        race's cure. Only reused connections are retried, and only once; a new connection failing so is the
-        server's answer.
+        clients that know better): the bridge accepts that rarer case to cure the common race. Only reused
+        connections are retried, and only once; a new connection failing so is the server's answer.
         """
         url = request.url
         if url.scheme not in ("http", "https"):
