@@ -102,7 +102,7 @@ def _client(base_url: str, kind: TransportKind) -> PlatformClient:
         base_url=base_url,
         events_base_url=base_url,
         org_in_rest_path=False,
-        transport=EventStreamTransport(max_connections=100, keepalive_expiry=5.0),
+        transport=EventStreamTransport(max_connections=100, keepalive_expiry=4.0),
         stream_transport=EventStreamTransport(max_connections=10_000),
     )
 

@@ -66,6 +66,10 @@ interceptor, log line or metric knowing. A larger backlog lets the bridge's own 
 max_concurrent_calls) decide, with RetryInfo; calls still waiting after 30 s are cancelled by the core."""
 
 
+_UNARY_KEEPALIVE_EXPIRY = 4.0
+"""Seconds an idle upstream connection is kept: below common server keep-alive timeouts (uvicorn's 5 s), so
+the bridge, not the platform, closes idle connections and a request rarely meets one just closed."""
+
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
@@ -197,7 +201,7 @@ class BridgeServer:
                 unary_base = EventStreamTransport(
                     max_connections=settings.upstream_max_connections,
                     verify=verify,
-                    keepalive_expiry=5.0,
+                    keepalive_expiry=_UNARY_KEEPALIVE_EXPIRY,
                 )
             unary_base = unary_base or AiohttpTransport(
                 max_connections=settings.upstream_max_connections,

@@ -11,8 +11,8 @@ costs a fraction of the CPU. `EventStreamTransport` is that bare protocol behind
   `Connection: close`, gives its connection back to an idle pool per scheme, host and port; an idle
   connection expires after `keepalive_expiry` seconds, and one the server has closed is discarded. A body
   closed before its end (an event stream the reader left) aborts its connection, as without keep-alive;
-- a request that a reused connection loses before any byte of the response is sent once more on a new
-  connection (see `EventStreamTransport.handle_async_request` for why that is safe);
+- an idempotent request (GET, HEAD, PUT, DELETE, OPTIONS) that a reused connection loses before any byte of
+  the response is sent once more on a new connection (see `EventStreamTransport.handle_async_request`);
 - `http` and `https` (verified against the system CAs or a given `ssl.SSLContext`), no proxies: the server
   chooses the aiohttp transport when a proxy applies to the events host;
 - the connect timeout and the read timeout (for the response head) from httpx's `timeout` extension; the body
@@ -42,6 +42,7 @@ __all__ = ["EventStreamTransport"]
 _MAX_HEAD_BYTES: Final = 64 * 1024
 _MAX_CHUNK_LINE: Final = 1024
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
+_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 _Origin = tuple[str, str, int]  # scheme, host, port
 
@@ -389,15 +390,14 @@ class EventStreamTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send `request` and read the response head; the body is read as the response is.
 
-        A request sent on a reused (idle) connection that ends, closed or reset, before any byte of the
-        response arrived is sent once more on a new connection. A server closes an idle keep-alive
-        connection when it chooses to, and a request written just as it does so meets the closed socket:
-        the server closed without answering, so it did not take the bytes as a request it answered. That
-        race is what this retry is for, and the one a connection pool brings that a connection per request
-        never meets. A server that applied a request and then dropped the connection without a byte of
-        answer would see a POST twice (RFC 9112, 9.3.1 leaves such retries of non-idempotent requests to
-        clients that know better): the bridge accepts that rarer case to cure the common race. Only reused
-        connections are retried, and only once; a new connection failing so is the server's answer.
+        An idempotent request sent on a reused (idle) connection that ends, closed or reset, before any
+        byte of the response arrived is sent once more on a new connection. A server closes an idle
+        keep-alive connection when it chooses to, and a request written just as it does so meets the closed
+        socket; that race is what this retry is for. A POST is never sent twice (RFC 9112, 9.3.1): the
+        transport cannot tell a server that never read it from one that acted on it and then dropped the
+        connection, so that failure surfaces (the platform client reports the connection lost). The idle
+        expiry, shorter than common server keep-alive timeouts, keeps the race rare. Only reused connections
+        are retried, and only once; a new connection failing so is the server's answer.
         """
         url = request.url
         if url.scheme not in ("http", "https"):
@@ -424,6 +424,7 @@ class EventStreamTransport(httpx.AsyncBaseTransport):
                 pool.discard(connection)
                 retry = (
                     reused
+                    and request.method in _IDEMPOTENT
                     and isinstance(error, httpx.TransportError)
                     and connection is not None
                     and connection.closed
