@@ -32,9 +32,9 @@ from bridge.config import Settings
 from bridge.convert.create import create_task_to_platform
 from bridge.credentials import Credentials
 from bridge.errors import BridgeError
+from bridge.platform.bare import BareTransport
 from bridge.platform.client import PlatformClient
-from bridge.platform.streaming import EventStreamTransport
-from bridge.platform.transport import TransportKind
+from bridge.platform.transport import AiohttpTransport, TransportKind
 
 __all__ = ["main"]
 
@@ -90,20 +90,28 @@ async def _event_latency(
 
 def bridge_default_transport() -> TransportKind:
     """The upstream pool implementation `xpander-bridge serve` uses when not told otherwise."""
-    default = Settings.model_fields["upstream_http"].default
-    return "aiohttp" if default == "aiohttp" else "httpx"
+    default: TransportKind = Settings.model_fields["upstream_http"].default
+    return default
 
 
 def _client(base_url: str, kind: TransportKind) -> PlatformClient:
     """The platform client with both pools on `kind`, sized like the bridge's defaults."""
     if kind == "httpx":
         return PlatformClient(base_url=base_url, events_base_url=base_url, org_in_rest_path=False)
+    if kind == "aiohttp":
+        return PlatformClient(
+            base_url=base_url,
+            events_base_url=base_url,
+            org_in_rest_path=False,
+            transport=AiohttpTransport(max_connections=100),
+            stream_transport=AiohttpTransport(max_connections=10_000, keepalive_expiry=0.0),
+        )
     return PlatformClient(
         base_url=base_url,
         events_base_url=base_url,
         org_in_rest_path=False,
-        transport=EventStreamTransport(max_connections=100, keepalive_expiry=4.0),
-        stream_transport=EventStreamTransport(max_connections=10_000),
+        transport=BareTransport(max_connections=100, keepalive_expiry=4.0),
+        stream_transport=BareTransport(max_connections=10_000),
     )
 
 
@@ -149,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, default=100)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--hz", type=int, default=10)
-    parser.add_argument("--transport", choices=("default", "httpx", "aiohttp"), default="default")
+    parser.add_argument("--transport", choices=("default", "bare", "httpx", "aiohttp"), default="default")
     parser.add_argument("--loop", choices=LOOPS, default="asyncio")
     args = parser.parse_args(argv)
     loop: LoopKind = args.loop

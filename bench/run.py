@@ -561,10 +561,6 @@ class Run:
         ("--upstream-http aiohttp", ("--upstream-http", "aiohttp")),
         ("--no-uvloop", ("--no-uvloop",)),
         ("--log-level WARNING", ("--log-level", "WARNING")),
-        (
-            "--upstream-http aiohttp --log-level WARNING",
-            ("--upstream-http", "aiohttp", "--log-level", "WARNING"),
-        ),
     )
 
     def proposals(self) -> None:
@@ -582,7 +578,7 @@ class Run:
                         "low_rate": self.bridge_open(bridge, plan.low_rate, plan.open_seconds),
                         "burst": self.bridge_burst(bridge.port),
                     }
-            for transport in ("httpx", "aiohttp"):
+            for transport in ("bare", "httpx", "aiohttp"):
                 closed = ["--requests", str(plan.direct_requests), "--concurrency", str(plan.concurrency)]
                 low = ["--rate", str(plan.low_rate), "--seconds", str(plan.open_seconds)]
                 found[f"direct client, {transport} transport"] = {

@@ -171,11 +171,12 @@ class Settings(OpsSettings):
         validation_alias="BRIDGE_UPSTREAM_READ_RETRIES",
         description="Extra attempts of a read (GET) whose connection could not be opened.",
     )
-    upstream_http: Literal["httpx", "aiohttp"] = Field(
-        default="aiohttp",
+    upstream_http: Literal["bare", "aiohttp", "httpx"] = Field(
+        default="bare",
         validation_alias="BRIDGE_UPSTREAM_HTTP",
-        description="Connection pool under the platform client: aiohttp's (`aiohttp`, faster under "
-        "concurrency) or httpx's own (`httpx`); both verify TLS and honour HTTP(S)_PROXY / NO_PROXY alike.",
+        description="Transport under the platform client: `bare` (the bridge's own HTTP/1.1 connections, "
+        "the fastest and leanest; aiohttp's for a pool a proxy applies to), `aiohttp` (aiohttp's connector) "
+        "or `httpx` (httpx's own pool); all verify TLS and honour HTTP(S)_PROXY / NO_PROXY alike.",
     )
 
     # --- Event streams ------------------------------------------------------------------------------------

@@ -36,9 +36,9 @@ from bridge.ops.tls import upstream_verify
 from bridge.ops.tracing import Tracing
 from bridge.ops.upstream import environment_proxy
 from bridge.ops.workers import Worker
+from bridge.platform.bare import BareTransport
 from bridge.platform.client import PlatformClient
 from bridge.platform.follow import ReconnectPolicy
-from bridge.platform.streaming import EventStreamTransport
 from bridge.platform.transport import AiohttpTransport
 from bridge.servicer import SERVICE_NAME, TaskService
 from xpander.bridge.v1 import task_service_pb2_grpc
@@ -192,13 +192,14 @@ class BridgeServer:
         """The unary and event-stream transports: the chosen pool (or a given one), observed."""
         settings = self._settings
         unary_base, stream_base = self._http_transport, self._stream_transport
-        if settings.upstream_http == "aiohttp":
+        if settings.upstream_http in ("bare", "aiohttp"):
             verify = upstream_verify(settings.upstream_ca_bundle)
-            # Unary calls reuse bare keep-alive connections (a fraction of aiohttp's CPU per call) unless a
-            # proxy stands in the way, which only aiohttp speaks.
+            bare = settings.upstream_http == "bare"
+            # `bare`: unary calls reuse bare keep-alive connections (a fraction of aiohttp's CPU per call)
+            # unless a proxy stands in the way, which only aiohttp speaks.
             unary_proxy = environment_proxy(settings.base_url)
-            if unary_base is None and unary_proxy is None:
-                unary_base = EventStreamTransport(
+            if bare and unary_base is None and unary_proxy is None:
+                unary_base = BareTransport(
                     max_connections=settings.upstream_max_connections,
                     verify=verify,
                     keepalive_expiry=_UNARY_KEEPALIVE_EXPIRY,
@@ -208,14 +209,12 @@ class BridgeServer:
                 verify=verify,
                 proxy=unary_proxy,
             )
-            # Event streams get a bare connection each (a few KB, where aiohttp holds ~39 KB per idle
-            # stream), unless a proxy stands in the way, which only aiohttp speaks. No idle stream connection
-            # is kept either way: each stream is long, and reconnects follow a drop.
+            # `bare`: event streams get a bare connection each (a few KB, where aiohttp holds ~39 KB per
+            # idle stream), unless a proxy stands in the way. No idle stream connection is kept either way:
+            # each stream is long, and reconnects follow a drop.
             events_proxy = environment_proxy(settings.resolved_events_base_url)
-            if stream_base is None and events_proxy is None:
-                stream_base = EventStreamTransport(
-                    max_connections=settings.stream_max_connections, verify=verify
-                )
+            if bare and stream_base is None and events_proxy is None:
+                stream_base = BareTransport(max_connections=settings.stream_max_connections, verify=verify)
             stream_base = stream_base or AiohttpTransport(
                 max_connections=settings.stream_max_connections,
                 keepalive_expiry=0.0,

@@ -25,7 +25,8 @@ from aiohttp import hdrs
 
 __all__ = ["AiohttpTransport", "TransportKind", "unary_transport"]
 
-TransportKind = Literal["httpx", "aiohttp"]
+TransportKind = Literal["bare", "httpx", "aiohttp"]
+"""The transports `--upstream-http` chooses between (`bare` is `bridge.platform.bare`)."""
 
 
 @contextmanager
@@ -172,7 +173,7 @@ def _adopted(response: aiohttp.ClientResponse) -> httpx.Response:
 
 
 def unary_transport(
-    kind: TransportKind,
+    kind: Literal["httpx", "aiohttp"],
     *,
     max_connections: int,
     keepalive_expiry: float = 5.0,

@@ -301,14 +301,14 @@ async def test_the_aiohttp_pool_carries_calls_streams_reconnects_and_metrics() -
     assert value(samples, "bridge_upstream_reconnects_total", route="task_events") == 1
 
 
-def test_both_pools_take_a_ca_bundle_and_aiohttp_is_the_default() -> None:
-    assert Settings().upstream_http == "aiohttp"
-    for pool in ("aiohttp", "httpx"):
+def test_every_pool_takes_a_ca_bundle_and_bare_is_the_default() -> None:
+    assert Settings().upstream_http == "bare"
+    for pool in ("bare", "aiohttp", "httpx"):
         settings = Settings(upstream_http=pool, upstream_ca_bundle="/etc/ssl/certs/ca.pem")  # type: ignore[arg-type]
         assert str(settings.upstream_ca_bundle) == "/etc/ssl/certs/ca.pem"
 
 
-@pytest.mark.parametrize("pool", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("pool", ["bare", "aiohttp", "httpx"])
 async def test_the_platform_is_reached_through_the_proxy_the_environment_names(
     monkeypatch: pytest.MonkeyPatch, pool: str
 ) -> None:

@@ -88,7 +88,7 @@ async def test_mtls_requires_a_client_certificate_from_the_client_ca(pki: Pki) -
         assert await refused(address, None) == grpc.StatusCode.UNAVAILABLE
 
 
-@pytest.mark.parametrize("pool", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("pool", ["bare", "aiohttp", "httpx"])
 async def test_the_platform_certificate_is_verified_against_the_configured_bundle(
     pki: Pki, pool: str
 ) -> None:

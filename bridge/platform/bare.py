@@ -3,7 +3,7 @@
 A StreamEvents call holds its upstream connection for as long as the task runs, so what a connection costs
 is paid ten thousand times over by ten thousand idle streams. Through httpx on aiohttp an idle event stream
 holds about 39 KB of the bridge's memory; on a bare `asyncio.Protocol` it holds under 3 KB, and opening it
-costs a fraction of the CPU. `EventStreamTransport` is that bare protocol behind httpx's transport API, so
+costs a fraction of the CPU. `BareTransport` is that bare protocol behind httpx's transport API, so
 `PlatformClient` reads it like any other httpx response:
 
 - by default one new connection per request, closed with the response (a stream ends when its task ends);
@@ -12,7 +12,7 @@ costs a fraction of the CPU. `EventStreamTransport` is that bare protocol behind
   connection expires after `keepalive_expiry` seconds, and one the server has closed is discarded. A body
   closed before its end (an event stream the reader left) aborts its connection, as without keep-alive;
 - an idempotent request (GET, HEAD, PUT, DELETE, OPTIONS) that a reused connection loses before any byte of
-  the response is sent once more on a new connection (see `EventStreamTransport.handle_async_request`);
+  the response is sent once more on a new connection (see `BareTransport.handle_async_request`);
 - `http` and `https` (verified against the system CAs or a given `ssl.SSLContext`), no proxies: the server
   chooses the aiohttp transport when a proxy applies to the events host;
 - the connect timeout and the read timeout (for the response head) from httpx's `timeout` extension; the body
@@ -37,7 +37,7 @@ from typing import Final, cast
 
 import httpx
 
-__all__ = ["EventStreamTransport"]
+__all__ = ["BareTransport"]
 
 _MAX_HEAD_BYTES: Final = 64 * 1024
 _MAX_CHUNK_LINE: Final = 1024
@@ -361,7 +361,7 @@ def _stop_expiry(connection: _Connection) -> None:
         connection.expiry = None
 
 
-class EventStreamTransport(httpx.AsyncBaseTransport):
+class BareTransport(httpx.AsyncBaseTransport):
     """httpx's transport API over bare HTTP/1.1 connections (see the module docstring).
 
     `keepalive_expiry` is how long a connection given back stays idle for the next request to its origin;

@@ -1,4 +1,4 @@
-"""The event-stream transport over real sockets: framings, errors, limits, TLS, the platform client on it."""
+"""The bare transport over real sockets: framings, keep-alive, errors, limits, TLS, the platform client."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from aiohttp import web
 from bridge.credentials import Credentials
 from bridge.errors import NotFound, Unavailable
 from bridge.localplatform import LocalPlatform
+from bridge.platform.bare import BareTransport
 from bridge.platform.client import PlatformClient
-from bridge.platform.streaming import EventStreamTransport
 from bridge.platform.transport import AiohttpTransport
 from tests.ops.certs import Pki, make_pki
 
@@ -69,7 +69,7 @@ def answer(*parts: bytes, pause: float = 0.0, close: bool = True) -> Reply:
 
 def client(**options: object) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        transport=EventStreamTransport(**options),  # type: ignore[arg-type]
+        transport=BareTransport(**options),  # type: ignore[arg-type]
         timeout=httpx.Timeout(5.0),
     )
 
@@ -223,7 +223,7 @@ async def platform() -> AsyncIterator[LocalPlatform]:
 
 
 async def test_the_platform_client_streams_a_task_over_it(platform: LocalPlatform) -> None:
-    transport = EventStreamTransport()
+    transport = BareTransport()
     async with PlatformClient(
         base_url=platform.url,
         events_base_url=platform.url,
@@ -255,7 +255,7 @@ async def test_a_platform_gone_mid_stream_is_unavailable() -> None:
             base_url=url,
             events_base_url=url,
             org_in_rest_path=False,
-            stream_transport=EventStreamTransport(),
+            stream_transport=BareTransport(),
         ) as platform_client,
     ):
         creds = Credentials(api_key="k", organization_id="org")
@@ -276,7 +276,7 @@ def test_it_runs_on_uvloop_too() -> None:
                 base_url=running.url,
                 events_base_url=running.url,
                 org_in_rest_path=False,
-                stream_transport=EventStreamTransport(),
+                stream_transport=BareTransport(),
             ) as platform_client:
                 creds = Credentials(api_key="k", organization_id=running.organization_id)
                 task = await platform_client.create_task(
@@ -451,7 +451,7 @@ async def test_connection_close_and_http_1_0_answers_are_not_kept() -> None:
 
 async def test_idle_connections_expire() -> None:
     server = KeepAliveServer()
-    transport = EventStreamTransport(keepalive_expiry=0.1)
+    transport = BareTransport(keepalive_expiry=0.1)
     async with server as url, httpx.AsyncClient(transport=transport) as http:
         await http.post(f"{url}/x", json={})
         assert len(transport._pool.connections) == 1
