@@ -224,11 +224,7 @@ def _unary(
         states: list[object] = []
         error: BaseException | None = None
         try:
-            try:
-                for stage in stages:
-                    states.append(stage.enter(call))
-            except BridgeError as refusal:
-                await abort(context, refusal)
+            await _enter(stages, states, call)
             call.response = await behavior(request, context)
             return call.response
         except BaseException as exc:
@@ -251,11 +247,7 @@ def _streaming(
         states: list[object] = []
         error: BaseException | None = None
         try:
-            try:
-                for stage in stages:
-                    states.append(stage.enter(call))
-            except BridgeError as refusal:
-                await abort(context, refusal)
+            await _enter(stages, states, call)
             # A server-streaming behaviour either yields its messages or writes them with `context.write`.
             result = behavior(request, context)
             if inspect.isawaitable(result):
@@ -274,6 +266,15 @@ def _streaming(
             _exit(stages, states, call, call_code(context, error))
 
     return wrapped
+
+
+async def _enter(stages: tuple[MethodStage, ...], states: list[object], call: Call) -> None:
+    """Enter the stages in order, keeping each one's state in `states`; a refusal ends the call with it."""
+    try:
+        for stage in stages:
+            states.append(stage.enter(call))
+    except BridgeError as refusal:
+        await abort(call.context, refusal)
 
 
 def _exit(stages: tuple[MethodStage, ...], states: list[object], call: Call, code: grpc.StatusCode) -> None:
