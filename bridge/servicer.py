@@ -187,9 +187,8 @@ class TaskService(task_service_pb2_grpc.TaskServiceServicer):
                             )
                             continue
                         sequence, envelope = item
-                        response = task_service_pb2.StreamEventsResponse(
-                            event=convert.event_from_platform(sequence, envelope)
-                        )
+                        response = task_service_pb2.StreamEventsResponse()
+                        convert.event_from_platform(sequence, envelope, into=response.event)
                         # Nothing of the event is held while the stream waits for the next one.
                         del item, envelope
                         delivered = sequence

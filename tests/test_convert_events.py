@@ -12,7 +12,7 @@ import pytest
 from google.protobuf import struct_pb2
 
 from bridge.convert import PayloadError, event_from_platform, heartbeat_event, task_from_platform
-from xpander.bridge.v1 import events_pb2, task_pb2
+from xpander.bridge.v1 import events_pb2, task_pb2, task_service_pb2
 
 GOLDEN = Path(__file__).parent / "golden"
 ENVELOPES: list[dict[str, Any]] = json.loads((GOLDEN / "events.json").read_text())
@@ -301,3 +301,17 @@ def test_heartbeat() -> None:
     assert before - 1e-6 <= event.time.seconds + event.time.nanos / 1e9 <= after + 1e-6
     assert event.WhichOneof("payload") is None
     assert not event.HasField("data")
+
+
+def test_an_event_filled_into_a_response_equals_a_new_one() -> None:
+    envelope = {
+        "type": "chunk",
+        "task_id": "t-1",
+        "organization_id": "org-1",
+        "time": "2026-11-25T09:43:34.187708Z",
+        "data": "hello",
+    }
+    response = task_service_pb2.StreamEventsResponse()
+    event_from_platform(7, envelope, into=response.event)
+    assert response.event == event_from_platform(7, envelope)
+    assert response.event.chunk == "hello"

@@ -32,11 +32,18 @@ _Fill = Callable[[events_pb2.TaskEvent, Any], None]
 not fit, after which the event's payload is cleared and the raw data kept."""
 
 
-def event_from_platform(sequence: int, envelope: Mapping[str, Any]) -> events_pb2.TaskEvent:
-    """The TaskEvent of one envelope; PayloadError only when the envelope is not a JSON object."""
+def event_from_platform(
+    sequence: int, envelope: Mapping[str, Any], *, into: events_pb2.TaskEvent | None = None
+) -> events_pb2.TaskEvent:
+    """The TaskEvent of one envelope; PayloadError only when the envelope is not a JSON object.
+
+    `into` is an empty TaskEvent to fill (e.g. a response's `event` field) instead of a new one: filling the
+    message in place spares a copy per event.
+    """
     if not isinstance(envelope, Mapping):
         raise PayloadError(f"expected an event envelope object, got {type(envelope).__name__}")
-    event = events_pb2.TaskEvent(sequence=sequence)
+    event = into if into is not None else events_pb2.TaskEvent()
+    event.sequence = sequence
     type_name = envelope.get("type")
     if type(type_name) is str:
         event.type_name = type_name

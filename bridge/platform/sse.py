@@ -9,16 +9,15 @@ blank line. No I/O: the platform client feeds it what it reads.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["LineSplitter", "SSEDecoder", "ServerSentEvent"]
 
 _BOM = "\ufeff"
 
 
-@dataclass(frozen=True, slots=True)
-class ServerSentEvent:
-    """One dispatched event.
+class ServerSentEvent(NamedTuple):
+    """One dispatched event (a named tuple: one is built per event, and a frozen dataclass costs more).
 
     `id` is the stream's last event id at dispatch time (it persists across events, per the specification);
     `has_id` says whether this event carried an `id:` field itself.
@@ -51,8 +50,10 @@ class LineSplitter:
                 chunk = chunk[1:]
         if not chunk:
             return []
-        # str.splitlines() would also split on form feeds, U+2028 and friends, which SSE treats as text.
-        parts = _TERMINATOR.split(self._buffer + chunk)
+        text = self._buffer + chunk
+        # str.splitlines() would also split on form feeds, U+2028 and friends, which SSE treats as text; a
+        # plain split on LF does for the common stream without CR, and the expression handles the rest.
+        parts = text.split("\n") if "\r" not in text else _TERMINATOR.split(text)
         self._buffer = parts.pop()
         if chunk.endswith("\r"):
             self._pending_cr = True
