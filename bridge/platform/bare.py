@@ -14,7 +14,7 @@ costs a fraction of the CPU. `BareTransport` is that bare protocol behind httpx'
 - an idempotent request (GET, HEAD, PUT, DELETE, OPTIONS) that a reused connection loses before any byte of
   the response is sent once more on a new connection (see `BareTransport.handle_async_request`);
 - `http` and `https` (verified against the system CAs or a given `ssl.SSLContext`), no proxies: the server
-  chooses the aiohttp transport when a proxy applies to the events host;
+  chooses the aiohttp transport for a pool whose host a proxy applies to;
 - the connect timeout and the read timeout (for the response head) from httpx's `timeout` extension; the body
   has none, as event streams may be idle for as long as their task is;
 - bodies framed by `Transfer-Encoding: chunked`, `Content-Length` or the connection's close; each read of the
