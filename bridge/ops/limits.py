@@ -89,12 +89,18 @@ class CallLimits(CallStage):
         return _LimitedStream(self, method) if streaming else _LimitedUnary(self, method)
 
 
-class _LimitedUnary(MethodStage):
+class _Limited(MethodStage):
+    """A method's share of the process-wide limits: the counters live in `state`."""
+
     __slots__ = ("_method", "_state")
 
     def __init__(self, state: CallLimits, method: str) -> None:
         self._state = state
         self._method = method
+
+
+class _LimitedUnary(_Limited):
+    __slots__ = ()
 
     def enter(self, call: Call) -> None:
         state = self._state
@@ -113,12 +119,8 @@ class _LimitedUnary(MethodStage):
         self._state.calls_in_flight -= 1
 
 
-class _LimitedStream(MethodStage):
-    __slots__ = ("_method", "_state")
-
-    def __init__(self, state: CallLimits, method: str) -> None:
-        self._state = state
-        self._method = method
+class _LimitedStream(_Limited):
+    __slots__ = ()
 
     def enter(self, call: Call) -> None:
         state = self._state

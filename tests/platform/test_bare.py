@@ -25,22 +25,13 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
     return await reader.readuntil(b"\r\n\r\n")
 
 
-class RawServer:
-    """A TCP server answering every connection with `reply`: the wire bytes are the test's to choose."""
+class _TcpServer:
+    """A TCP server on a free loopback port for the block; subclasses answer each connection in `_handle`."""
 
-    def __init__(self, reply: Reply) -> None:
-        self.reply = reply
-        self.requests: list[bytes] = []
-        self.server: asyncio.Server | None = None
+    server: asyncio.Server | None = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            self.requests.append(await _read_request(reader))
-            await self.reply(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass  # the client went away, or the test ended while this connection was held
-        finally:
-            writer.close()
+        raise NotImplementedError
 
     async def __aenter__(self) -> str:
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -50,6 +41,23 @@ class RawServer:
     async def __aexit__(self, *exc_info: object) -> None:
         assert self.server is not None
         self.server.close()
+
+
+class RawServer(_TcpServer):
+    """A TCP server answering every connection with `reply`: the wire bytes are the test's to choose."""
+
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply
+        self.requests: list[bytes] = []
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            self.requests.append(await _read_request(reader))
+            await self.reply(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client went away, or the test ended while this connection was held
+        finally:
+            writer.close()
 
 
 def answer(*parts: bytes, pause: float = 0.0, close: bool = True) -> Reply:
@@ -314,7 +322,7 @@ async def test_a_stream_the_aiohttp_transport_read_whole_is_still_parsed(platfor
     assert first[-1] == "task_finished"
 
 
-class KeepAliveServer:
+class KeepAliveServer(_TcpServer):
     """An HTTP/1.1 server answering requests on each connection with a JSON count of the requests so far.
 
     After `answers` answers on a connection (0: no limit) it closes it, right away or, with `drop_next`,
@@ -330,7 +338,6 @@ class KeepAliveServer:
         self.accepted = 0
         self.closed = 0
         self.requests: list[bytes] = []
-        self.server: asyncio.Server | None = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
@@ -356,15 +363,6 @@ class KeepAliveServer:
         finally:
             self.closed += 1
             writer.close()
-
-    async def __aenter__(self) -> str:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        port = self.server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self.server is not None
-        self.server.close()
 
 
 async def test_sequential_requests_reuse_one_keep_alive_connection() -> None:
