@@ -11,7 +11,7 @@ names (a test checks).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
@@ -171,12 +171,25 @@ class Settings(OpsSettings):
         validation_alias="BRIDGE_UPSTREAM_READ_RETRIES",
         description="Extra attempts of a read (GET) whose connection could not be opened.",
     )
-    upstream_http: Literal["bare", "aiohttp", "httpx"] = Field(
-        default="bare",
-        validation_alias="BRIDGE_UPSTREAM_HTTP",
-        description="Transport under the platform client: `bare` (the bridge's own HTTP/1.1 connections, "
-        "the fastest and leanest; aiohttp's for a pool a proxy applies to), `aiohttp` (aiohttp's connector) "
-        "or `httpx` (httpx's own pool); all verify TLS and honour HTTP(S)_PROXY / NO_PROXY alike.",
+    upstream_max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        validation_alias="BRIDGE_UPSTREAM_MAX_BODY_BYTES",
+        description="Largest platform answer to a unary call, in bytes after decompression.",
+    )
+    upstream_max_json_depth: int = Field(
+        default=32,
+        ge=4,
+        le=32,
+        validation_alias="BRIDGE_UPSTREAM_MAX_JSON_DEPTH",
+        description="Deepest nesting of objects and arrays accepted in platform JSON; at most 32, so the "
+        "messages built from it stay within protobuf's decoding limit of 100 levels.",
+    )
+    upstream_max_retry_after: float = Field(
+        default=3600.0,
+        gt=0,
+        validation_alias="BRIDGE_UPSTREAM_MAX_RETRY_AFTER",
+        description="Cap, in seconds, on a platform Retry-After passed on to callers as RetryInfo.",
     )
 
     # --- Event streams ------------------------------------------------------------------------------------
@@ -203,6 +216,13 @@ class Settings(OpsSettings):
         gt=0,
         validation_alias="BRIDGE_SSE_BACKOFF_MAX",
         description="Longest wait between reconnections, in seconds.",
+    )
+
+    sse_max_event_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        validation_alias="BRIDGE_SSE_MAX_EVENT_BYTES",
+        description="Largest single event on a platform event stream, in bytes of SSE text.",
     )
 
     @field_validator("base_url")

@@ -14,13 +14,12 @@ httpx auth and keeps no cookies, so `build_request` and `send` would spend CPU o
 from __future__ import annotations
 
 import asyncio
-import codecs
 import email.utils
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -30,12 +29,11 @@ import orjson
 from bridge.credentials import Credentials
 from bridge.errors import (
     BridgeError,
-    DeadlineExceeded,
-    Internal,
-    Unavailable,
     from_http_status,
 )
-from bridge.platform.sse import LineSplitter, SSEDecoder
+from bridge.platform.eventstream import EventStream
+from bridge.platform.failures import Unreachable, malformed, translated
+from bridge.platform.failures import deadline as deadline_error
 
 __all__ = ["ROUTES", "ROUTE_EXTENSION", "EventStream", "PlatformClient"]
 
@@ -175,7 +173,7 @@ class PlatformClient:
         route = "list_user_tasks" if path.lstrip("/").startswith(_USER_HISTORY_PREFIX) else "list_tasks"
         data = await self._call("GET", path.lstrip("/"), route, creds, budget, query=query, retry=True)
         if not isinstance(data, list):
-            raise _malformed(route, 200, f"expected a JSON array, got {_json_type(data)}")
+            raise malformed(route, 200, f"expected a JSON array, got {_json_type(data)}")
         return data
 
     async def _call(
@@ -193,7 +191,7 @@ class PlatformClient:
     ) -> Any:
         budget = self._read_timeout if budget is None else min(budget, self._read_timeout)
         if budget <= 0:
-            raise _deadline(route)
+            raise deadline_error(route)
         text = f"{self._rest_prefix(creds)}/{path}"
         # Query strings (list calls only) vary too much to be worth caching.
         url = httpx.URL(text, params=query) if query else self._urls.get(text)
@@ -218,10 +216,10 @@ class PlatformClient:
                 attempt = 1
                 while True:
                     try:
-                        with _translated(route):
+                        with translated(route):
                             response = await self._unary.send(request)
                         break
-                    except _Unreachable:
+                    except Unreachable:
                         delay = _CONNECT_RETRY_DELAYS[min(attempt, len(_CONNECT_RETRY_DELAYS)) - 1]
                         if attempt >= attempts or time.monotonic() + delay >= deadline:
                             raise
@@ -229,7 +227,7 @@ class PlatformClient:
                         attempt += 1
                         await asyncio.sleep(delay)
         except TimeoutError as error:
-            raise _deadline(route) from error
+            raise deadline_error(route) from error
         return _parse_json(response, route)
 
     def _rest_prefix(self, creds: Credentials) -> str:
@@ -257,7 +255,7 @@ class PlatformClient:
         headers = {"x-api-key": creds.api_key, "accept": "text/event-stream", "cache-control": "no-store"}
         if last_event_id is not None:
             headers["last-event-id"] = str(last_event_id)
-        with _translated(route):
+        with translated(route):
             request = self._streams.request(
                 "GET", url, headers, None, {ROUTE_EXTENSION: route, "timeout": self._stream_timeout}
             )
@@ -267,68 +265,12 @@ class PlatformClient:
                     raise _http_error(response, route)
                 content_type = response.headers.get("content-type", "")
                 if "text/event-stream" not in content_type:
-                    raise _malformed(
+                    raise malformed(
                         route,
                         response.status_code,
                         f"Content-Type {content_type!r} is not text/event-stream",
                     )
                 yield EventStream(response, task_id)
-
-
-class EventStream:
-    """The events of one open stream connection, as `(sequence, envelope)` pairs in platform order.
-
-    `sequence` is the event's numeric `id:` when it has one, else its 1-based position on this connection
-    (the platform replays every task stream from its start). An event whose data is not a JSON object is
-    skipped with a warning, like the SDK does; its sequence is not reused.
-    """
-
-    def __init__(self, response: httpx.Response, task_id: str) -> None:
-        self._response = response
-        self._task_id = task_id
-        self._counted = 0
-        self.numeric_ids = True
-        """False once an event arrived without a numeric `id:` (then `Last-Event-ID` means nothing)."""
-
-    def __aiter__(self) -> AsyncIterator[tuple[int, dict[str, Any]]]:
-        return self._events()
-
-    async def _events(self) -> AsyncIterator[tuple[int, dict[str, Any]]]:
-        splitter = LineSplitter()
-        decoder = SSEDecoder()
-        # SSE is UTF-8 by definition (no charset to sniff); an uncompressed body still arriving skips httpx's
-        # decoder layers. A compressed one, or one the transport already read whole, goes through them.
-        text_decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        response = self._response
-        encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
-        raw = not encoded and not response.is_stream_consumed
-        with _translated("task_events"):
-            async for data in response.aiter_raw() if raw else response.aiter_bytes():
-                for line in splitter.feed(text_decoder.decode(data)):
-                    event = decoder.decode(line)
-                    if event is None:
-                        continue
-                    if event.has_id and event.id.isascii() and event.id.isdigit():
-                        sequence = int(event.id)
-                    else:
-                        self.numeric_ids = False
-                        sequence = self._counted + 1
-                    self._counted = sequence
-                    try:
-                        envelope = orjson.loads(event.data)
-                    except orjson.JSONDecodeError:
-                        envelope = None
-                    if not isinstance(envelope, dict):
-                        _log.warning(
-                            "skipped event %d of task %s: its data is not a JSON object (%d chars)",
-                            sequence,
-                            self._task_id,
-                            len(event.data),
-                        )
-                        continue
-                    yield sequence, envelope
-                    # Not kept while waiting for more: an idle stream would hold its last event.
-                    del envelope, event
 
 
 class _Pool:
@@ -427,75 +369,22 @@ async def _opened(pool: _Pool, request: httpx.Request) -> AsyncIterator[httpx.Re
 # --- Errors ------------------------------------------------------------------------------------------------
 
 
-class _Unreachable(Unavailable):
-    """A connection could not be opened, so the request was never sent: safe to retry a read."""
-
-
-@contextmanager
-def _translated(route: str) -> Iterator[None]:
-    """Turn httpx exceptions into bridge errors (connection failures first as `_ConnectFailed`)."""
-    try:
-        yield
-    except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-        what = "timed out" if isinstance(error, httpx.ConnectTimeout) else _reason(error)
-        raise _Unreachable(
-            f"could not connect to the platform for {route}: {what}",
-            reason="UPSTREAM_UNREACHABLE",
-            metadata={"route": route},
-        ) from error
-    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.CloseError) as error:
-        raise Unavailable(
-            f"the platform connection broke during {route}: {_reason(error)}",
-            reason="UPSTREAM_CONNECTION_LOST",
-            metadata={"route": route},
-        ) from error
-    except httpx.TimeoutException as error:
-        raise _deadline(route) from error
-    except httpx.HTTPError as error:
-        raise Internal(
-            f"calling the platform for {route} failed: {type(error).__name__}",
-            reason="UPSTREAM_REQUEST_FAILED",
-            metadata={"route": route},
-        ) from error
-
-
-def _reason(error: Exception) -> str:
-    text = str(error).strip()
-    return text[:_MAX_ERROR_TEXT] if text else type(error).__name__
-
-
-def _deadline(route: str) -> DeadlineExceeded:
-    return DeadlineExceeded(
-        f"the platform did not answer {route} within the call's deadline",
-        reason="UPSTREAM_TIMEOUT",
-        metadata={"route": route},
-    )
-
-
 def _parse_json(response: httpx.Response, route: str) -> Any:
     if not response.is_success:
         raise _http_error(response, route)
     content_type = response.headers.get("content-type", "")
     if "application/json" not in content_type:
-        raise _malformed(route, response.status_code, f"Content-Type {content_type!r} is not JSON")
+        raise malformed(route, response.status_code, f"Content-Type {content_type!r} is not JSON")
     try:
         return orjson.loads(response.content)
     except orjson.JSONDecodeError as error:
-        raise _malformed(route, response.status_code, "the body is not valid JSON") from error
+        raise malformed(route, response.status_code, "the body is not valid JSON") from error
 
 
 def _expect_object(data: Any, route: str) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise _malformed(route, 200, f"expected a JSON object, got {_json_type(data)}")
+        raise malformed(route, 200, f"expected a JSON object, got {_json_type(data)}")
     return data
-
-
-def _malformed(route: str, status: int, problem: str) -> Internal:
-    return Internal(
-        f"the platform answered {route} with a body the bridge cannot read: {problem}",
-        reason="UPSTREAM_MALFORMED_RESPONSE",
-        metadata={"route": route, "http_status": str(status)},
-    )
 
 
 def _http_error(response: httpx.Response, route: str) -> BridgeError:
