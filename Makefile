@@ -45,8 +45,15 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install client-deps sdk-venv bench-tools
+pytest: install client-deps sdk-venv bench-tools test-deps
 	$(BIN)/pytest -q
+
+# Real peers the tests start themselves: a forward proxy.
+TEST_DEBS := tinyproxy
+
+.PHONY: test-deps
+test-deps:
+	$(call apt_install,$(TEST_DEBS))
 
 test: install sdk-venv buf-lint check-generated check-client-stubs lint typecheck pytest
 

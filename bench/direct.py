@@ -11,8 +11,7 @@ Modes (one JSON document on stdout):
 - `events`: `--streams` concurrent `burst-<n>` event streams read to the end: events per second.
 - `event-latency`: `--streams` `rate-<hz>-<n>` streams: upstream write -> client latency of each chunk.
 
-Both pools run on the transport the bridge uses by default (`--upstream-http`'s default), so the baseline
-moves with the bridge; `--transport httpx|aiohttp` picks one explicitly.
+Both pools run on the bridge's own transport, so the baseline moves with the bridge.
 """
 
 from __future__ import annotations
@@ -28,13 +27,11 @@ from bench.frames import create_task_request
 from bench.loadloop import closed_loop, open_loop
 from bench.loops import LOOPS, LoopKind, run
 from bench.stats import percentiles
-from bridge.config import Settings
 from bridge.convert.create import create_task_to_platform
 from bridge.credentials import Credentials
 from bridge.errors import BridgeError
-from bridge.platform.bare import BareTransport
 from bridge.platform.client import PlatformClient
-from bridge.platform.transport import AiohttpTransport, TransportKind
+from bridge.platform.transport import HttpTransport
 
 __all__ = ["main"]
 
@@ -88,36 +85,19 @@ async def _event_latency(
     }
 
 
-def bridge_default_transport() -> TransportKind:
-    """The upstream pool implementation `xpander-bridge serve` uses when not told otherwise."""
-    default: TransportKind = Settings.model_fields["upstream_http"].default
-    return default
-
-
-def _client(base_url: str, kind: TransportKind) -> PlatformClient:
-    """The platform client with both pools on `kind`, sized like the bridge's defaults."""
-    if kind == "httpx":
-        return PlatformClient(base_url=base_url, events_base_url=base_url, org_in_rest_path=False)
-    if kind == "aiohttp":
-        return PlatformClient(
-            base_url=base_url,
-            events_base_url=base_url,
-            org_in_rest_path=False,
-            transport=AiohttpTransport(max_connections=100),
-            stream_transport=AiohttpTransport(max_connections=10_000, keepalive_expiry=0.0),
-        )
+def _client(base_url: str) -> PlatformClient:
+    """The platform client on the bridge's own transports, sized like the bridge's defaults."""
     return PlatformClient(
         base_url=base_url,
         events_base_url=base_url,
         org_in_rest_path=False,
-        transport=BareTransport(max_connections=100, keepalive_expiry=4.0),
-        stream_transport=BareTransport(max_connections=10_000),
+        transport=HttpTransport(max_connections=100, keepalive_expiry=4.0),
+        stream_transport=HttpTransport(max_connections=10_000),
     )
 
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
-    kind: TransportKind = bridge_default_transport() if args.transport == "default" else args.transport
-    client = _client(args.base_url, kind)
+    client = _client(args.base_url)
     creds = Credentials(api_key="bench-key", organization_id=args.organization)
     call_body = create_task_to_platform(create_task_request())
 
@@ -136,7 +116,6 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             result = await _event_latency(client, creds, args.streams, args.hz, args.events)
     finally:
         await client.aclose()
-    result["transport"] = kind
     result["loop"] = args.loop
     return result
 
@@ -157,7 +136,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, default=100)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--hz", type=int, default=10)
-    parser.add_argument("--transport", choices=("default", "bare", "httpx", "aiohttp"), default="default")
     parser.add_argument("--loop", choices=LOOPS, default="asyncio")
     args = parser.parse_args(argv)
     loop: LoopKind = args.loop

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from bench import h2load, machine, profile
-from bench.direct import bridge_default_transport as direct_default_transport
 from bench.frames import (
     CREATE_PATH,
     GRPC_HEADERS,
@@ -288,9 +287,9 @@ class Run:
         figures["latency_ms"] = percentiles([us / 1000 for us in kept]).as_dict()
         return figures
 
-    def direct(self, mode: str, *options: str, transport: str = "default") -> dict[str, Any]:
-        """The direct-client baseline on the bridge's core (on the bridge's default transport)."""
-        argv = ["-m", "bench.direct", mode, "--base-url", self.upstream_url, "--transport", transport]
+    def direct(self, mode: str, *options: str) -> dict[str, Any]:
+        """The direct-client baseline on the bridge's core (on the bridge's own transport)."""
+        argv = ["-m", "bench.direct", mode, "--base-url", self.upstream_url]
         return run_json([*argv, *options], BRIDGE_CORE, timeout=900)
 
     def sdk(self, mode: str, *options: str) -> dict[str, Any] | None:
@@ -557,8 +556,6 @@ class Run:
 
     PROPOSALS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("defaults", ()),
-        ("--upstream-http httpx", ("--upstream-http", "httpx")),
-        ("--upstream-http aiohttp", ("--upstream-http", "aiohttp")),
         ("--no-uvloop", ("--no-uvloop",)),
         ("--log-level WARNING", ("--log-level", "WARNING")),
     )
@@ -578,18 +575,7 @@ class Run:
                         "low_rate": self.bridge_open(bridge, plan.low_rate, plan.open_seconds),
                         "burst": self.bridge_burst(bridge.port),
                     }
-            for transport in ("bare", "httpx", "aiohttp"):
-                closed = ["--requests", str(plan.direct_requests), "--concurrency", str(plan.concurrency)]
-                low = ["--rate", str(plan.low_rate), "--seconds", str(plan.open_seconds)]
-                found[f"direct client, {transport} transport"] = {
-                    "closed": self.direct("closed", *closed, transport=transport),
-                    "low_rate": self.direct("open", *low, transport=transport),
-                }
         self.results["proposals"] = found
-        other = "httpx" if direct_default_transport() == "aiohttp" else "aiohttp"
-        self.results["proposals_idle_streams"] = self._idle_streams(
-            f"idle streams with --upstream-http {other}", ("--upstream-http", other)
-        )
 
     def levers(self) -> None:
         """The issue's known levers, each verified by a micro-benchmark (bench.levers)."""

@@ -36,10 +36,9 @@ from bridge.ops.tls import upstream_verify
 from bridge.ops.tracing import Tracing
 from bridge.ops.upstream import environment_proxy
 from bridge.ops.workers import Worker
-from bridge.platform.bare import BareTransport
-from bridge.platform.client import PlatformClient
+from bridge.platform.client import PlatformClient, UpstreamLimits
 from bridge.platform.follow import ReconnectPolicy
-from bridge.platform.transport import AiohttpTransport
+from bridge.platform.transport import HttpTransport
 from bridge.servicer import SERVICE_NAME, TaskService
 from xpander.bridge.v1 import task_service_pb2_grpc
 
@@ -147,11 +146,15 @@ class BridgeServer:
             org_in_rest_path=settings.org_in_rest_path,
             connect_timeout=settings.upstream_connect_timeout,
             read_timeout=settings.upstream_read_timeout,
-            max_connections=settings.upstream_max_connections,
-            stream_max_connections=settings.stream_max_connections,
             read_retries=settings.upstream_read_retries,
             transport=unary_transport,
             stream_transport=stream_transport,
+            limits=UpstreamLimits(
+                body_bytes=settings.upstream_max_body_bytes,
+                json_depth=settings.upstream_max_json_depth,
+                retry_after=settings.upstream_max_retry_after,
+                event_bytes=settings.sse_max_event_bytes,
+            ),
         )
         on_reconnect = self._on_stream_reconnect
 
@@ -189,60 +192,26 @@ class BridgeServer:
     def _upstream_transports(
         self, ops: Operations
     ) -> tuple[httpx.AsyncBaseTransport, httpx.AsyncBaseTransport]:
-        """The unary and event-stream transports: the chosen pool (or a given one), observed."""
+        """The unary and event-stream transports (or the given ones), observed.
+
+        Unary calls keep connections alive; each event stream has a connection of its own, closed when
+        the stream ends (reconnects follow a drop, not an idle connection). Each pool goes through the
+        proxy the environment names for its host, if any.
+        """
         settings = self._settings
-        unary_base, stream_base = self._http_transport, self._stream_transport
-        if settings.upstream_http in ("bare", "aiohttp"):
-            verify = upstream_verify(settings.upstream_ca_bundle)
-            bare = settings.upstream_http == "bare"
-            # `bare`: unary calls reuse bare keep-alive connections (a fraction of aiohttp's CPU per call)
-            # unless a proxy stands in the way, which only aiohttp speaks.
-            unary_proxy = environment_proxy(settings.base_url)
-            if bare and unary_base is None and unary_proxy is None:
-                unary_base = BareTransport(
-                    max_connections=settings.upstream_max_connections,
-                    verify=verify,
-                    keepalive_expiry=_UNARY_KEEPALIVE_EXPIRY,
-                )
-            unary_base = unary_base or AiohttpTransport(
-                max_connections=settings.upstream_max_connections,
-                verify=verify,
-                proxy=unary_proxy,
-            )
-            # `bare`: event streams get a bare connection each (a few KB, where aiohttp holds ~39 KB per
-            # idle stream), unless a proxy stands in the way. No idle stream connection is kept either way:
-            # each stream is long, and reconnects follow a drop.
-            events_proxy = environment_proxy(settings.resolved_events_base_url)
-            if bare and stream_base is None and events_proxy is None:
-                stream_base = BareTransport(max_connections=settings.stream_max_connections, verify=verify)
-            stream_base = stream_base or AiohttpTransport(
-                max_connections=settings.stream_max_connections,
-                keepalive_expiry=0.0,
-                verify=verify,
-                proxy=events_proxy,
-            )
-        unary = (
-            ops.upstream_transport(unary_base)
-            if unary_base is not None
-            else ops.upstream_transport(
-                limits=httpx.Limits(
-                    max_connections=settings.upstream_max_connections,
-                    max_keepalive_connections=settings.upstream_max_connections,
-                ),
-                proxy=environment_proxy(settings.base_url),
-            )
+        verify = upstream_verify(settings.upstream_ca_bundle)
+        unary = self._http_transport or HttpTransport(
+            max_connections=settings.upstream_max_connections,
+            verify=verify,
+            keepalive_expiry=_UNARY_KEEPALIVE_EXPIRY,
+            proxy=environment_proxy(settings.base_url),
         )
-        streams = (
-            ops.upstream_transport(stream_base)
-            if stream_base is not None
-            else ops.upstream_transport(
-                limits=httpx.Limits(
-                    max_connections=settings.stream_max_connections, max_keepalive_connections=0
-                ),
-                proxy=environment_proxy(settings.resolved_events_base_url),
-            )
+        streams = self._stream_transport or HttpTransport(
+            max_connections=settings.stream_max_connections,
+            verify=verify,
+            proxy=environment_proxy(settings.resolved_events_base_url),
         )
-        return unary, streams
+        return ops.upstream_transport(unary), ops.upstream_transport(streams)
 
     async def _start_local_platform(self, settings: Settings) -> Settings:
         from bridge.localplatform import LocalPlatform

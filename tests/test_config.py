@@ -125,9 +125,9 @@ def test_operations_settings_are_part_of_settings_with_their_environment_names(
 ) -> None:
     monkeypatch.setenv("BRIDGE_WORKERS", "3")
     monkeypatch.setenv("BRIDGE_TOKENS", "ci:0123456789abcdef0123")
-    monkeypatch.setenv("BRIDGE_UPSTREAM_HTTP", "aiohttp")
+    monkeypatch.setenv("BRIDGE_UPSTREAM_MAX_BODY_BYTES", "65536")
     settings = Settings(max_open_streams=7)
-    assert (settings.workers, settings.max_open_streams, settings.upstream_http) == (3, 7, "aiohttp")
+    assert (settings.workers, settings.max_open_streams, settings.upstream_max_body_bytes) == (3, 7, 65536)
     assert settings.bridge_tokens is not None
     assert "0123456789abcdef0123" not in repr(settings)
     assert settings.max_concurrent_calls == settings.upstream_max_connections  # shed rather than queue

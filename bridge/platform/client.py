@@ -2,13 +2,16 @@
 
 `PlatformClient` knows nothing of gRPC or generated code. It takes plain values and per-call credentials,
 returns parsed JSON, and raises bridge errors (`bridge.errors`): a non-2xx answer through `from_http_status`
-with the FastAPI `{"detail": ...}` body and `Retry-After` honoured; transport failures through one translation
-(`_translated`). Unary calls share one connection pool; event streams get their own, with a large connection
-limit and no read timeout, so long-lived streams never hold connections unary calls wait for.
+with the FastAPI `{"detail": ...}` body and `Retry-After` honoured (capped); transport failures through one
+translation (`bridge.platform.failures.translated`). Unary calls share one keep-alive connection pool; event
+streams get their own, with a large connection limit and no read timeout, so long-lived streams never hold
+connections unary calls wait for. Both pools are `bridge.platform.transport.HttpTransport`s unless others
+are given.
 
-Each pool is an `httpx.AsyncClient`, but requests are built here (from URLs parsed once, see `_URLCache`)
-and, when a transport is given, handed straight to it (see `_Pool`): the client follows no redirects, sends no
-httpx auth and keeps no cookies, so `build_request` and `send` would spend CPU on machinery doing nothing.
+Requests are `httpx.Request`s handed straight to the transport: no redirects are followed (one would carry
+the key wherever it points), no cookies kept (they would be shared by every caller of the bridge), no auth
+added, so an `httpx.AsyncClient` would add CPU and nothing else. Every answer is bounded
+(`UpstreamLimits`): body size after decompression, JSON depth, Retry-After.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import math
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import metadata
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -27,37 +32,45 @@ import httpx
 import orjson
 
 from bridge.credentials import Credentials
-from bridge.errors import (
-    BridgeError,
-    from_http_status,
-)
+from bridge.errors import BridgeError, ResourceExhausted, from_http_status
+from bridge.platform import jsonbody
+from bridge.platform.body import ACCEPT_ENCODING, BodyTooLarge, UnsupportedEncoding, read_body
 from bridge.platform.eventstream import EventStream
 from bridge.platform.failures import Unreachable, malformed, translated
 from bridge.platform.failures import deadline as deadline_error
 
-__all__ = ["ROUTES", "ROUTE_EXTENSION", "EventStream", "PlatformClient"]
+__all__ = ["ROUTE_EXTENSION", "EventStream", "PlatformClient", "UpstreamLimits"]
 
 _log = logging.getLogger(__name__)
 
 ROUTE_EXTENSION: Final = "bridge.route"
 """Key of the route name in every request's httpx `extensions`."""
 
-ROUTES: Final = ("create_task", "get_task", "stop_task", "list_tasks", "list_user_tasks", "task_events")
-"""Names of the platform routes, as used in error metadata and logs."""
-
 _USER_HISTORY_PREFIX = "agent-execution/executions/history/user/"
 _MAX_ERROR_TEXT = 300
-# Methods httpx gives `Content-Length: 0` when they have no body.
-_BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
+# An error answer is read only for its explanation; the rest is dropped unread.
+_MAX_ERROR_BODY = 64 * 1024
 # Waits between attempts of a read whose connection could not be opened (the request was never sent).
 _CONNECT_RETRY_DELAYS = (0.05, 0.2, 0.5)
+_USER_AGENT = f"xpander-bridge/{metadata.version('xpander-bridge')}"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamLimits:
+    """Bounds on what the platform may send (the `upstream_max_*` and `sse_max_event_bytes` settings)."""
+
+    body_bytes: int = 8 * 1024 * 1024
+    json_depth: int = 32
+    retry_after: float = 3600.0
+    event_bytes: int = 4 * 1024 * 1024
 
 
 class PlatformClient:
     """Calls the platform with per-call credentials. Create once, `aclose()` (or `async with`) at shutdown.
 
-    Every request carries its route name (see `ROUTES`) in `request.extensions["bridge.route"]`, so a custom
-    `transport` can label what it observes. A given transport's pool limits replace `max_connections`.
+    Every request carries its route name in `request.extensions["bridge.route"]`, so a wrapping transport
+    can label what it observes. `transport` and `stream_transport` are the two pools' transports; the client
+    closes them.
     """
 
     def __init__(
@@ -66,43 +79,22 @@ class PlatformClient:
         base_url: str,
         events_base_url: str,
         org_in_rest_path: bool,
+        transport: httpx.AsyncBaseTransport,
+        stream_transport: httpx.AsyncBaseTransport,
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
-        max_connections: int = 100,
-        stream_max_connections: int = 10_000,
         read_retries: int = 2,
-        transport: httpx.AsyncBaseTransport | None = None,
-        stream_transport: httpx.AsyncBaseTransport | None = None,
+        limits: UpstreamLimits | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._events_base_url = events_base_url.rstrip("/")
         self._org_in_rest_path = org_in_rest_path
+        self._unary = transport
+        self._streams = stream_transport
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._read_retries = read_retries
-        # Redirects are never followed: the platform does not redirect, and following one would carry the
-        # key to wherever it points.
-        self._unary = _Pool(
-            httpx.AsyncClient(
-                transport=transport,
-                follow_redirects=False,
-                timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-                limits=httpx.Limits(
-                    max_connections=max_connections, max_keepalive_connections=max_connections
-                ),
-            ),
-            transport,
-            self._base_url,
-        )
-        self._streams = _Pool(
-            httpx.AsyncClient(
-                transport=stream_transport,
-                follow_redirects=False,
-                limits=httpx.Limits(max_connections=stream_max_connections, max_keepalive_connections=0),
-            ),
-            stream_transport,
-            self._events_base_url,
-        )
+        self._limits = limits or UpstreamLimits()
         # No read timeout: a stream may be idle for as long as its task is; heartbeats cover idleness.
         self._stream_timeout: Final = httpx.Timeout(None, connect=connect_timeout).as_dict()
         self._urls = _URLCache()
@@ -119,7 +111,7 @@ class PlatformClient:
 
     async def aclose(self) -> None:
         """Close both connection pools."""
-        await asyncio.gather(self._unary.client.aclose(), self._streams.client.aclose())
+        await asyncio.gather(self._unary.aclose(), self._streams.aclose())
 
     async def __aenter__(self) -> PlatformClient:
         return self
@@ -195,7 +187,7 @@ class PlatformClient:
         text = f"{self._rest_prefix(creds)}/{path}"
         # Query strings (list calls only) vary too much to be worth caching.
         url = httpx.URL(text, params=query) if query else self._urls.get(text)
-        headers = {**(extra_headers or {}), "x-api-key": creds.api_key}
+        headers = {**(extra_headers or {}), "x-api-key": creds.api_key, "accept-encoding": ACCEPT_ENCODING}
         content = orjson.dumps(dict(json_body)) if json_body is not None else None
         if content is not None:
             headers["content-type"] = "application/json"
@@ -206,9 +198,7 @@ class PlatformClient:
             "write": budget,
             "pool": budget,
         }
-        request = self._unary.request(
-            method, url, headers, content, {ROUTE_EXTENSION: route, "timeout": timeout}
-        )
+        request = _request(method, url, headers, content, {ROUTE_EXTENSION: route, "timeout": timeout})
         deadline = time.monotonic() + budget
         attempts = 1 + (self._read_retries if retry else 0)
         try:
@@ -217,7 +207,7 @@ class PlatformClient:
                 while True:
                     try:
                         with translated(route):
-                            response = await self._unary.send(request)
+                            response = await self._unary.handle_async_request(request)
                         break
                     except Unreachable:
                         delay = _CONNECT_RETRY_DELAYS[min(attempt, len(_CONNECT_RETRY_DELAYS)) - 1]
@@ -226,15 +216,59 @@ class PlatformClient:
                         _log.debug("retrying %s after a connection failure (attempt %d)", route, attempt)
                         attempt += 1
                         await asyncio.sleep(delay)
+                try:
+                    if not response.is_success:
+                        raise await self._http_error(response, route)
+                    body = await self._read(response, route)
+                finally:
+                    await response.aclose()
         except TimeoutError as error:
             raise deadline_error(route) from error
-        return _parse_json(response, route)
+        return self._parse_json(response, body, route)
 
     def _rest_prefix(self, creds: Credentials) -> str:
         if not self._org_in_rest_path:
             return self._base_url
         organization_id = creds.require_organization(f"the platform at {self._base_url}")
         return f"{self._base_url}/{_segment(organization_id)}"
+
+    async def _read(self, response: httpx.Response, route: str) -> bytes:
+        limit = self._limits.body_bytes
+        try:
+            with translated(route):
+                return await read_body(response, limit=limit)
+        except BodyTooLarge:
+            raise ResourceExhausted(
+                f"the platform's answer to {route} is larger than the bridge accepts ({limit} bytes)",
+                reason="UPSTREAM_BODY_TOO_LARGE",
+                metadata={"route": route, "limit": str(limit)},
+            ) from None
+        except UnsupportedEncoding as error:
+            raise malformed(route, response.status_code, str(error)) from None
+
+    def _parse_json(self, response: httpx.Response, body: bytes, route: str) -> Any:
+        content_type = response.headers.get("content-type", "")
+        if "application/json" not in content_type:
+            raise malformed(route, response.status_code, f"Content-Type {content_type!r} is not JSON")
+        try:
+            return jsonbody.loads(body, max_depth=self._limits.json_depth)
+        except jsonbody.TooDeep:
+            raise _too_deep(route, self._limits.json_depth) from None
+        except orjson.JSONDecodeError as error:
+            raise malformed(route, response.status_code, "the body is not valid JSON") from error
+
+    async def _http_error(self, response: httpx.Response, route: str) -> BridgeError:
+        try:
+            with translated(route):
+                body = await read_body(response, limit=_MAX_ERROR_BODY, truncate=True)
+        except (BridgeError, UnsupportedEncoding):
+            body = b""  # the status alone still says what went wrong
+        return from_http_status(
+            response.status_code,
+            _error_detail(body, self._limits.json_depth),
+            route=route,
+            retry_after=_retry_after(response.headers.get("retry-after"), self._limits.retry_after),
+        )
 
     # --- Event stream ------------------------------------------------------------------------------------
 
@@ -252,88 +286,52 @@ class PlatformClient:
         url = self._urls.get(
             f"{self._events_base_url}/{_segment(organization_id)}/agent-execution/{_segment(task_id)}/events"
         )
-        headers = {"x-api-key": creds.api_key, "accept": "text/event-stream", "cache-control": "no-store"}
+        headers = {
+            "x-api-key": creds.api_key,
+            "accept": "text/event-stream",
+            "accept-encoding": "identity",
+            "cache-control": "no-store",
+        }
         if last_event_id is not None:
             headers["last-event-id"] = str(last_event_id)
+        request = _request(
+            "GET", url, headers, None, {ROUTE_EXTENSION: route, "timeout": self._stream_timeout}
+        )
         with translated(route):
-            request = self._streams.request(
-                "GET", url, headers, None, {ROUTE_EXTENSION: route, "timeout": self._stream_timeout}
+            response = await self._streams.handle_async_request(request)
+        try:
+            if not response.is_success:
+                raise await self._http_error(response, route)
+            content_type = response.headers.get("content-type", "")
+            if "text/event-stream" not in content_type:
+                raise malformed(
+                    route, response.status_code, f"Content-Type {content_type!r} is not text/event-stream"
+                )
+            yield EventStream(
+                response,
+                task_id,
+                max_event_bytes=self._limits.event_bytes,
+                max_json_depth=self._limits.json_depth,
             )
-            async with _opened(self._streams, request) as response:
-                if not response.is_success:
-                    await response.aread()
-                    raise _http_error(response, route)
-                content_type = response.headers.get("content-type", "")
-                if "text/event-stream" not in content_type:
-                    raise malformed(
-                        route,
-                        response.status_code,
-                        f"Content-Type {content_type!r} is not text/event-stream",
-                    )
-                yield EventStream(response, task_id)
+        finally:
+            await response.aclose()
 
 
-class _Pool:
-    """One connection pool: its `httpx.AsyncClient`, which owns (and at `aclose` closes) the transport.
+def _request(
+    method: str, url: httpx.URL, headers: Mapping[str, str], content: bytes | None, extensions: dict[str, Any]
+) -> httpx.Request:
+    """The request with `Host`, a user agent, `headers` and the body's `Content-Length`.
 
-    Requests get the client's default headers (`User-Agent`, `Accept`, ...) as `build_request` gives them.
-    With a transport given, `send` hands requests to it directly and reads the body as `AsyncClient.send`
-    does. `send`'s remaining work buys nothing here: redirects are never followed, the client has no auth, and
-    the platform's cookies are not kept (they would be shared by every caller of the bridge). Without a
-    transport (httpx's own pool, with the proxies it reads from the environment), or with credentials in the
-    base URL (httpx's basic auth), requests go through `AsyncClient.send`.
+    The body is passed as a stream, which makes `httpx.Request` skip working the headers out again.
     """
-
-    def __init__(
-        self, client: httpx.AsyncClient, transport: httpx.AsyncBaseTransport | None, base: str
-    ) -> None:
-        self.client = client
-        self._transport = transport if not httpx.URL(base).userinfo else None
-        self._defaults = [(name.decode("latin-1").lower(), name, value) for name, value in client.headers.raw]
-
-    def request(
-        self,
-        method: str,
-        url: httpx.URL,
-        headers: Mapping[str, str],
-        content: bytes | None,
-        extensions: dict[str, Any],
-    ) -> httpx.Request:
-        """The request `client.build_request` would make, with the headers `httpx.Request` would add.
-
-        That is `Host`, the client's defaults (unless `headers` override them), `headers`, and the body's
-        `Content-Length`, in httpx's order. The body is passed as a stream, which makes `httpx.Request` skip
-        working all that out again (and re-building its headers twice) on every call.
-        """
-        names = {name.lower() for name in headers}
-        raw = [] if "host" in names else [(b"Host", url.netloc)]
-        body = content or b""
-        if not body and method in _BODY_METHODS and not names & {"content-length", "transfer-encoding"}:
-            raw.append((b"Content-Length", b"0"))
-        raw += [(name, value) for lower, name, value in self._defaults if lower not in names]
-        raw += [(name.encode("ascii"), value.encode("ascii")) for name, value in headers.items()]
-        if body and "content-length" not in names:
-            raw.append((b"Content-Length", str(len(body)).encode("ascii")))
-        stream = httpx.ByteStream(body)
-        request = httpx.Request(method, url, headers=raw, stream=stream, extensions=extensions)
-        request.read()
-        return request
-
-    async def send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
-        """The response to `request`, its body read unless `stream`; raises httpx's exceptions."""
-        if self._transport is None:
-            return await self.client.send(request, stream=stream)
-        if self.client.is_closed:
-            raise RuntimeError("Cannot send a request, as the client has been closed.")
-        response = await self._transport.handle_async_request(request)
-        response.request = request
-        if not stream:
-            try:
-                await response.aread()
-            except BaseException:
-                await response.aclose()
-                raise
-        return response
+    raw = [(b"Host", url.netloc), (b"User-Agent", _USER_AGENT.encode("ascii"))]
+    raw += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    body = content or b""
+    if body or method in ("POST", "PUT", "PATCH"):
+        raw.append((b"Content-Length", str(len(body)).encode("ascii")))
+    request = httpx.Request(method, url, headers=raw, stream=httpx.ByteStream(body), extensions=extensions)
+    request.read()
+    return request
 
 
 class _URLCache:
@@ -356,29 +354,15 @@ class _URLCache:
         return url
 
 
-@asynccontextmanager
-async def _opened(pool: _Pool, request: httpx.Request) -> AsyncIterator[httpx.Response]:
-    """`request` sent with its body left unread (a stream); the response is closed when the block ends."""
-    response = await pool.send(request, stream=True)
-    try:
-        yield response
-    finally:
-        await response.aclose()
-
-
 # --- Errors ------------------------------------------------------------------------------------------------
 
 
-def _parse_json(response: httpx.Response, route: str) -> Any:
-    if not response.is_success:
-        raise _http_error(response, route)
-    content_type = response.headers.get("content-type", "")
-    if "application/json" not in content_type:
-        raise malformed(route, response.status_code, f"Content-Type {content_type!r} is not JSON")
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError as error:
-        raise malformed(route, response.status_code, "the body is not valid JSON") from error
+def _too_deep(route: str, limit: int) -> ResourceExhausted:
+    return ResourceExhausted(
+        f"the platform's answer to {route} nests JSON deeper than the bridge accepts ({limit} levels)",
+        reason="UPSTREAM_JSON_TOO_DEEP",
+        metadata={"route": route, "limit": str(limit)},
+    )
 
 
 def _expect_object(data: Any, route: str) -> dict[str, Any]:
@@ -387,30 +371,21 @@ def _expect_object(data: Any, route: str) -> dict[str, Any]:
     return data
 
 
-def _http_error(response: httpx.Response, route: str) -> BridgeError:
-    return from_http_status(
-        response.status_code,
-        _error_detail(response),
-        route=route,
-        retry_after=_retry_after(response.headers.get("retry-after")),
-    )
-
-
-def _error_detail(response: httpx.Response) -> str:
+def _error_detail(body: bytes, max_depth: int) -> str:
     """The platform's explanation: FastAPI's `detail` (string or validation list), else the body text."""
     try:
-        body = orjson.loads(response.content) if response.content else None
-    except orjson.JSONDecodeError:
-        return response.text.strip()[:_MAX_ERROR_TEXT]
-    if isinstance(body, dict):
-        detail = body.get("detail", body.get("error", body.get("message")))
+        parsed = jsonbody.loads(body, max_depth=max_depth) if body else None
+    except (orjson.JSONDecodeError, jsonbody.TooDeep):
+        return body.decode("utf-8", "replace").strip()[:_MAX_ERROR_TEXT]
+    if isinstance(parsed, dict):
+        detail = parsed.get("detail", parsed.get("error", parsed.get("message")))
         if isinstance(detail, str):
-            return detail
+            return detail[:_MAX_ERROR_TEXT]
         if isinstance(detail, list):
-            return "; ".join(_validation_item(item) for item in detail)
+            return "; ".join(_validation_item(item) for item in detail[:20])[:_MAX_ERROR_TEXT]
         if detail is not None:
             return orjson.dumps(detail).decode()[:_MAX_ERROR_TEXT]
-    return "" if body is None else orjson.dumps(body).decode()[:_MAX_ERROR_TEXT]
+    return "" if parsed is None else orjson.dumps(parsed).decode()[:_MAX_ERROR_TEXT]
 
 
 def _validation_item(item: Any) -> str:
@@ -421,9 +396,9 @@ def _validation_item(item: Any) -> str:
     return orjson.dumps(item).decode()
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a `Retry-After` header: delta-seconds or an HTTP date; None when absent or unreadable."""
-    if value is None or not value.strip():
+def _retry_after(value: str | None, cap: float) -> float | None:
+    """Seconds from `Retry-After` (delta-seconds or an HTTP date), at most `cap`; None when unreadable."""
+    if value is None or not value.strip() or len(value) > 64:
         return None
     text = value.strip()
     try:
@@ -431,12 +406,12 @@ def _retry_after(value: str | None) -> float | None:
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError):
+            seconds = when.timestamp() - time.time()
+        except (TypeError, ValueError, OverflowError):
             return None
-        seconds = when.timestamp() - time.time()
-    if math.isnan(seconds) or math.isinf(seconds):
+    if math.isnan(seconds):
         return None
-    return max(seconds, 0.0)
+    return min(max(seconds, 0.0), cap)
 
 
 def _json_type(value: Any) -> str:

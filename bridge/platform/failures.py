@@ -8,7 +8,7 @@ from typing import Final
 
 import httpx
 
-from bridge.errors import DeadlineExceeded, Internal, Unavailable
+from bridge.errors import DeadlineExceeded, Internal, InvalidArgument, Unavailable
 
 __all__ = ["Unreachable", "deadline", "malformed", "translated"]
 
@@ -29,6 +29,12 @@ def translated(route: str) -> Iterator[None]:
         raise Unreachable(
             f"could not connect to the platform for {route}: {what}",
             reason="UPSTREAM_UNREACHABLE",
+            metadata={"route": route},
+        ) from error
+    except httpx.LocalProtocolError as error:
+        raise InvalidArgument(
+            f"the request to the platform for {route} cannot be sent: {reason_of(error)}",
+            reason="UNSAFE_UPSTREAM_REQUEST",
             metadata={"route": route},
         ) from error
     except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.CloseError) as error:

@@ -288,8 +288,8 @@ async def test_the_bridge_refuses_to_lend_its_key_on_an_open_address() -> None:
         assert bridge.port > 0
 
 
-async def test_the_aiohttp_pool_carries_calls_streams_reconnects_and_metrics() -> None:
-    async with bridge_stack(upstream_http="aiohttp", metrics_listen="127.0.0.1:0") as stack:
+async def test_upstream_calls_streams_and_reconnects_are_counted() -> None:
+    async with bridge_stack(metrics_listen="127.0.0.1:0") as stack:
         task_id = (await stack.create("#delay=0.002")).task.id
         await stack.control.fault("task_events", drop_after_events=2)
         events = await stack.stream(task_id)
@@ -301,16 +301,8 @@ async def test_the_aiohttp_pool_carries_calls_streams_reconnects_and_metrics() -
     assert value(samples, "bridge_upstream_reconnects_total", route="task_events") == 1
 
 
-def test_every_pool_takes_a_ca_bundle_and_bare_is_the_default() -> None:
-    assert Settings().upstream_http == "bare"
-    for pool in ("bare", "aiohttp", "httpx"):
-        settings = Settings(upstream_http=pool, upstream_ca_bundle="/etc/ssl/certs/ca.pem")  # type: ignore[arg-type]
-        assert str(settings.upstream_ca_bundle) == "/etc/ssl/certs/ca.pem"
-
-
-@pytest.mark.parametrize("pool", ["bare", "aiohttp", "httpx"])
 async def test_the_platform_is_reached_through_the_proxy_the_environment_names(
-    monkeypatch: pytest.MonkeyPatch, pool: str
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
         monkeypatch.delenv(name, raising=False)
@@ -320,7 +312,6 @@ async def test_the_platform_is_reached_through_the_proxy_the_environment_names(
             listen="127.0.0.1:0",
             base_url="http://platform.invalid",
             api_key=SecretStr(API_KEY),
-            upstream_http=pool,  # type: ignore[arg-type]
         )
         async with (
             BridgeServer(settings) as bridge,

@@ -88,14 +88,11 @@ async def test_mtls_requires_a_client_certificate_from_the_client_ca(pki: Pki) -
         assert await refused(address, None) == grpc.StatusCode.UNAVAILABLE
 
 
-@pytest.mark.parametrize("pool", ["bare", "aiohttp", "httpx"])
-async def test_the_platform_certificate_is_verified_against_the_configured_bundle(
-    pki: Pki, pool: str
-) -> None:
+async def test_the_platform_certificate_is_verified_against_the_configured_bundle(pki: Pki) -> None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(pki.server.cert, pki.server.key)
     async with recording_platform(ssl_context=context) as platform:
-        base = {"listen": "127.0.0.1:0", "base_url": platform.url, "api_key": API_KEY, "upstream_http": pool}
+        base = {"listen": "127.0.0.1:0", "base_url": platform.url, "api_key": API_KEY}
         answers: dict[str, task_service_pb2.GetTaskResponse | grpc.aio.AioRpcError] = {}
         for name, bundle in (("trusted", pki.ca), ("system", None), ("wrong", pki.wrong_ca)):
             settings = Settings(**base, upstream_ca_bundle=bundle)  # type: ignore[arg-type]

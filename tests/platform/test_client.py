@@ -21,7 +21,7 @@ from bridge.errors import (
     Unauthenticated,
     Unavailable,
 )
-from bridge.platform.client import ROUTE_EXTENSION, PlatformClient, _Pool, _URLCache
+from bridge.platform.client import ROUTE_EXTENSION, PlatformClient
 
 CREDS = Credentials(api_key="k-1", organization_id="org-1")
 TASK = {
@@ -238,7 +238,7 @@ async def test_redirects_are_not_followed() -> None:
     assert seen == ["http://platform.test/agent-execution/t1/status"]
 
 
-async def test_requests_carry_httpx_default_headers_and_ids_stay_quoted() -> None:
+async def test_requests_carry_a_user_agent_and_ids_stay_quoted() -> None:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -255,52 +255,9 @@ async def test_requests_carry_httpx_default_headers_and_ids_stay_quoted() -> Non
     assert first.headers.get_list("accept") == ["application/json"]
     assert first.headers["host"] == "platform.test"
     assert first.headers["content-length"] == "2"
-    assert first.headers["user-agent"].startswith("python-httpx/")
-    assert get.headers["accept"] == "*/*"
+    assert first.headers["user-agent"].startswith("xpander-bridge/")
+    assert get.headers["accept-encoding"] == "gzip, deflate"
     assert first.extensions["timeout"] == {"connect": 5.0, "read": 7, "write": 7, "pool": 7}
-
-
-@pytest.mark.parametrize(
-    ("method", "headers", "content"),
-    [
-        ("POST", {"x-api-key": "k", "content-type": "application/json"}, b"{}"),
-        ("POST", {"x-api-key": "k"}, None),
-        ("PUT", {"x-api-key": "k", "Transfer-Encoding": "chunked"}, None),
-        ("GET", {"x-api-key": "k", "Accept": "text/event-stream", "last-event-id": "3"}, None),
-        ("DELETE", {"x-api-key": "k", "host": "other.test", "content-length": "2"}, b"{}"),
-    ],
-)
-def test_requests_are_built_as_httpx_builds_them(
-    method: str, headers: dict[str, str], content: bytes | None
-) -> None:
-    url = httpx.URL("http://platform.test:8080/org/agent-execution/a%2F1")
-    extensions = {ROUTE_EXTENSION: "r", "timeout": {"connect": 1.0, "read": 2.0, "write": 2.0, "pool": 2.0}}
-    httpx_client = httpx.AsyncClient()
-    ours = _Pool(httpx_client, None, "http://platform.test").request(
-        method, url, headers, content, extensions
-    )
-    theirs = httpx_client.build_request(
-        method,
-        url,
-        headers=headers,
-        content=content,
-        timeout=httpx.Timeout(2.0, connect=1.0),
-        extensions={ROUTE_EXTENSION: "r"},
-    )
-    assert (ours.method, ours.url, ours.headers.raw) == (theirs.method, theirs.url, theirs.headers.raw)
-    assert (ours.content, ours.extensions) == (theirs.content, theirs.extensions)
-
-
-def test_parsed_urls_are_reused_and_the_cache_stays_bounded() -> None:
-    cache = _URLCache(size=2)
-    first = cache.get("http://platform.test/agent-execution/a%2F1")
-    assert first == httpx.URL("http://platform.test/agent-execution/a%2F1")
-    assert cache.get("http://platform.test/agent-execution/a%2F1") is first
-    cache.get("http://platform.test/b")
-    cache.get("http://platform.test/c")
-    again = cache.get("http://platform.test/agent-execution/a%2F1")
-    assert again == first
-    assert again is not first
 
 
 class Tracked(httpx.AsyncByteStream):
@@ -335,13 +292,12 @@ async def test_responses_are_read_and_closed_and_the_transport_closed_at_the_end
         events_base_url="http://platform.test",
         org_in_rest_path=False,
         transport=Transport(handler),
+        stream_transport=Transport(handler),
     )
     assert (await platform.get_task("t1", CREDS))["id"] == "t1"
     assert bodies[0].closed
     await platform.aclose()
-    assert closed == ["closed"]
-    with pytest.raises(RuntimeError, match="closed"):
-        await platform.get_task("t1", CREDS)
+    assert closed == ["closed", "closed"]
 
 
 async def test_platform_cookies_are_not_sent_back() -> None:
