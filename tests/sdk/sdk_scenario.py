@@ -73,6 +73,15 @@ async def wait_for(tasks: Tasks, task_id: str, status: AgentExecutionStatus) -> 
     raise TimeoutError(f"task {task_id} never reached {status.value}")
 
 
+async def wait_for_event(task: Task, kind: str) -> None:
+    """Follow the task's events until one of type `kind` has been sent (10 s at most)."""
+    async with asyncio.timeout(10):
+        async for event in task.aevents():
+            if (event.type.value if hasattr(event.type, "value") else str(event.type)) == kind:
+                return
+    raise TimeoutError(f"task {task.id} ended without a {kind} event")
+
+
 async def main(base_url: str, organization_id: str, api_key: str) -> dict[str, Any]:
     config = Configuration(api_key=api_key, organization_id=organization_id, base_url=base_url)
     out: dict[str, Any] = {}
@@ -175,6 +184,8 @@ async def main(base_url: str, organization_id: str, api_key: str) -> dict[str, A
     out["json_task"] = {"source": json_task.source, "stream": await stream(json_task)}
 
     never = await agent.acreate_task(prompt="keep going #never #delay=0.01", events_streaming=True)
+    # Stopped only once every event the test expects before the stop has been sent.
+    await wait_for_event(never, "tool_call_result")
     running = await wait_for(tasks, never.id, AgentExecutionStatus.Executing)
     stopped = await tasks.astop(never.id)
     out["never"] = {
