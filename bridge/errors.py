@@ -7,7 +7,7 @@ statuses map by meaning, after the comments of `google/rpc/code.proto`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -68,6 +68,20 @@ class BridgeError(Exception):
         self.metadata = dict(metadata or {})
         self.retry_after = retry_after
         self.field_violations = tuple(field_violations)
+
+    def redacted(self, redact: Callable[[str], str]) -> BridgeError:
+        """This error with `redact` applied to its message and metadata values (self if nothing changes)."""
+        message = redact(self.message)
+        metadata = {key: redact(value) for key, value in self.metadata.items()}
+        if message == self.message and metadata == self.metadata:
+            return self
+        return type(self)(
+            message,
+            reason=self.reason,
+            metadata=metadata,
+            retry_after=self.retry_after,
+            field_violations=self.field_violations,
+        )
 
     def to_rpc_status(self) -> status_pb2.Status:
         """The `google.rpc.Status` sent to the caller: code, message and typed details."""

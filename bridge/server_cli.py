@@ -79,11 +79,13 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def main(args: argparse.Namespace) -> int:
     """Serve until a signal: 0 after a clean stop, 2 on bad settings or an unsafe exposure, 1 when the
     address cannot be served."""
-    from pydantic import ValidationError
+    from pydantic import SecretStr, ValidationError
 
+    from bridge.credentials import checked_default_key
     from bridge.ops.auth import BridgeTokens, UnsafeExposureError, check_exposure
     from bridge.ops.logs import configure_logging
     from bridge.ops.workers import run_workers
+    from bridge.redaction import remember
 
     # Until the settings are read, problems with them are reported on the default console format.
     configure_logging("console", "INFO")
@@ -103,12 +105,18 @@ def main(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         _log.error("invalid bridge tokens: %s", error)
         return _EXIT_SETTINGS
-    api_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
-    configure_logging(
-        settings.log_format,
-        settings.log_level,
-        secrets=[secret for secret in (api_key, *tokens.secret_values()) if secret],
-    )
+    raw_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
+    try:
+        # A key file's trailing newline must not go on the wire; a key that is still not one stops here.
+        api_key = checked_default_key(raw_key)
+    except ValueError as error:
+        _log.error("invalid setting: %s", error)
+        return _EXIT_SETTINGS
+    if api_key is not None:
+        settings = settings.model_copy(update={"api_key": SecretStr(api_key)})
+    secrets = [secret for secret in (raw_key, api_key, *tokens.secret_values()) if secret]
+    remember(secrets)
+    configure_logging(settings.log_format, settings.log_level, secrets=secrets)
     host, port = settings.listen_address
     try:
         # Checked here too, before any worker is forked, so a refusal is said once, not once per worker.

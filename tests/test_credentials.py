@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.credentials import resolve_credentials
-from bridge.errors import InvalidArgument, Unauthenticated
+from bridge.credentials import CallerMetadata, checked_default_key, resolve_credentials
+from bridge.errors import Internal, InvalidArgument, Unauthenticated
 
 
 def resolve(metadata: list[tuple[str, str | bytes]], key: str | None = None, org: str | None = None):  # type: ignore[no-untyped-def]
@@ -57,3 +57,58 @@ def test_unsafe_organization_names_the_metadata_key(org: str) -> None:
 
 def test_key_is_not_in_repr() -> None:
     assert "s3cret" not in repr(resolve([("x-api-key", "s3cret")]))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("x-api-key", "abc\r\nx-evil: 1"),
+        ("x-api-key", "abc\x00def"),
+        ("x-api-key", "abc\x7fdef"),
+        ("x-api-key", "in side"),
+        ("x-api-key", "k\u00e9y"),
+        ("x-api-key", "x" * 513),
+        ("x-api-key", b"\xff\xfe"),
+        ("authorization", "Bearer abc\ndef"),
+        ("authorization", "Bearer k\u00e9y"),
+        ("x-organization-id", b"\xff-acme"),
+    ],
+)
+def test_credential_metadata_outside_its_character_set_is_invalid_metadata(
+    key: str, value: str | bytes
+) -> None:
+    with pytest.raises(InvalidArgument) as error:
+        resolve([(key, value)], key="default-key")
+    assert error.value.reason == "INVALID_METADATA"
+    assert [violation.field for violation in error.value.field_violations] == [key]
+    shown = value if isinstance(value, str) else value.decode("latin-1")
+    assert shown not in error.value.message
+
+
+def test_surrounding_spaces_are_trimmed_but_a_trailing_newline_is_refused() -> None:
+    assert resolve([("x-api-key", " \tkey-1 ")]).api_key == "key-1"
+    with pytest.raises(InvalidArgument):
+        resolve([("x-api-key", "key-1\n")])
+
+
+def test_the_parse_collects_every_credential_secret_once() -> None:
+    caller = CallerMetadata.parse(
+        [
+            ("authorization", "Bearer tok-1234567"),
+            ("x-bridge-token", "bridge-token-1"),
+            ("x-request-id", "r1"),
+        ]
+    )
+    assert (caller.api_key, caller.bridge_token, caller.problem) == ("tok-1234567", "bridge-token-1", None)
+    assert caller.secrets == {"Bearer tok-1234567", "tok-1234567", "bridge-token-1"}
+
+
+def test_a_configured_key_is_stripped_and_checked() -> None:
+    assert checked_default_key("  key-from-a-file\n") == "key-from-a-file"
+    assert checked_default_key(" \n") is None
+    with pytest.raises(ValueError, match="XPANDER_API_KEY") as error:
+        checked_default_key("two words")
+    assert "two words" not in str(error.value)
+    assert resolve([], key="key-from-a-file\n").api_key == "key-from-a-file"
+    with pytest.raises(Internal):
+        resolve([], key="two words")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import NamedTuple
+from urllib.parse import quote
 
 from bridge.convert.enums import TASK_STATUS
 from bridge.convert.validation import id_problem, invalid_argument
@@ -22,7 +23,8 @@ class ListTasksCall(NamedTuple):
 def list_tasks_to_platform(request: task_service_pb2.ListTasksRequest) -> ListTasksCall:
     """The agent's history route (filtered by user when both are set) or the user's history route.
 
-    Raises InvalidArgument when neither id is set, an id is not one URL path segment or the status is unknown.
+    Raises InvalidArgument when neither id is set, an id is not one URL path segment or the status is unknown;
+    ids are validated and percent-encoded as every RPC's are (`validation.id_problem`).
     `page_size` and `page_token` are not read: the platform returns whole arrays, which the caller pages.
     """
     violations: list[FieldViolation] = []
@@ -36,12 +38,14 @@ def list_tasks_to_platform(request: task_service_pb2.ListTasksRequest) -> ListTa
             violations.append(FieldViolation(field, problem))
 
     query: dict[str, str] = {}
+    # Percent-encoded like every other id in a path (characters such as `;` or `@` mean something to
+    # some servers and proxies); the query string is encoded by the HTTP client.
     if agent_id:
-        path = f"agent-execution/executions/history/{agent_id}"
+        path = f"agent-execution/executions/history/{quote(agent_id, safe='')}"
         if user_id:
             query["user_id"] = user_id
     else:
-        path = f"agent-execution/executions/history/user/{user_id}"
+        path = f"agent-execution/executions/history/user/{quote(user_id, safe='')}"
     if request.parent_task_id:
         query["parent_task_id"] = request.parent_task_id
     if request.triggering_agent_id:

@@ -9,7 +9,8 @@ its own caller credentials, unless the caller brings its own platform key:
   instead of the default and the platform checks. `authorization: Bearer` always carries a platform key,
   never a bridge token, so the two cannot be confused.
 
-Health and reflection stay open (probes). A wrong `x-bridge-token` is refused even alongside a platform key,
+Health and reflection stay open (probes). Malformed credential metadata (see `bridge.credentials`) is
+INVALID_ARGUMENT before anything else. A wrong `x-bridge-token` is refused even alongside a platform key,
 so a misconfigured caller finds out at once. `check_exposure` refuses to start on a non-loopback address
 with a default key and no caller authentication unless `allow_unauthenticated` says so. What it lets start
 without any caller authentication configured (a loopback listener, or `allow_unauthenticated`) serves every
@@ -27,8 +28,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
+from bridge.credentials import BRIDGE_TOKEN_METADATA, CallerMetadata
 from bridge.errors import Unauthenticated
-from bridge.ops.calls import Call, CallStage, MethodStage, OpsInterceptor, is_open_method, metadata_value
+from bridge.ops.calls import Call, CallStage, MethodStage, OpsInterceptor, is_open_method
 
 __all__ = [
     "BRIDGE_TOKEN_METADATA",
@@ -42,7 +44,6 @@ __all__ = [
     "is_loopback",
 ]
 
-BRIDGE_TOKEN_METADATA = "x-bridge-token"
 MIN_TOKEN_CHARS = 16
 """Shortest bridge token accepted: shorter ones are guessable."""
 
@@ -158,14 +159,6 @@ def check_exposure(
     )
 
 
-def _has_own_platform_key(metadata: Iterable[tuple[str, str | bytes]] | None) -> bool:
-    if metadata_value(metadata, "x-api-key") is not None:
-        return True
-    authorization = metadata_value(metadata, "authorization") or ""
-    scheme, _, key = authorization.partition(" ")
-    return scheme.lower() == "bearer" and bool(key.strip())
-
-
 class CallerAuth(CallStage, MethodStage):
     """Refuses with UNAUTHENTICATED the calls that would use the default key without caller credentials.
 
@@ -193,15 +186,15 @@ class CallerAuth(CallStage, MethodStage):
         )
         self._open_as = "mtls" if client_cert_required else "open"
 
-    def _decide(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> tuple[str | None, str]:
+    def _decide(self, caller: CallerMetadata) -> tuple[str | None, str]:
         """(how the caller authenticated or None, why not)."""
-        presented = metadata_value(metadata, BRIDGE_TOKEN_METADATA)
+        presented = caller.bridge_token
         if presented is not None and len(self._tokens):
             name = self._tokens.match(presented)
             if name is None:
                 return None, f"{BRIDGE_TOKEN_METADATA} is not a valid bridge token"
             return f"token:{name}", ""
-        if _has_own_platform_key(metadata):
+        if caller.api_key is not None:
             return "platform-key", ""
         if not self._required:
             return self._open_as, ""
@@ -215,7 +208,10 @@ class CallerAuth(CallStage, MethodStage):
         return None if is_open_method(method) else self
 
     def enter(self, call: Call) -> None:
-        caller, problem = self._decide(call.metadata)
+        metadata = call.caller
+        # Malformed credential metadata is the caller's mistake whatever else it sent: INVALID_ARGUMENT.
+        metadata.check()
+        caller, problem = self._decide(metadata)
         if caller is None:
             raise Unauthenticated(problem, reason="BRIDGE_CREDENTIALS_REQUIRED")
         caller_var.set(caller)

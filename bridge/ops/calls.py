@@ -12,6 +12,11 @@ ended, with its status code; `message` sees every streamed response. Health and 
 (`is_open_method`) are left alone by the stages that say so in `bind`; client-streaming methods that are open
 (server reflection) pass through untouched.
 
+The request deserializer of every method with a single request is wrapped too: a body it cannot decode
+becomes an `Undecodable` marker, and the call ends INVALID_ARGUMENT (reason `INVALID_REQUEST_BODY`) once the
+stages are entered, with at most one WARNING line per method and cause a minute (grpc itself would end it
+UNKNOWN and log a traceback per call).
+
 A stream wrapper iterates the behaviour inside `contextlib.aclosing`, so closing the wrapper's generator
 closes the servicer's at once, down to its upstream connection. grpc.aio does not close a stream generator
 whose call was cancelled while a message was being written: asyncio's finalizer closes it later, when the
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import aclosing
@@ -32,10 +38,12 @@ from typing import Any, TypeAlias, cast
 import grpc
 from grpc_status import rpc_status
 
-from bridge.errors import BridgeError
+from bridge.credentials import CallerMetadata, caller_metadata
+from bridge.errors import BridgeError, InvalidArgument
 
 __all__ = [
     "OPEN_METHOD_PREFIXES",
+    "UNDECODABLE_LOG_INTERVAL",
     "Call",
     "CallStage",
     "Context",
@@ -43,6 +51,7 @@ __all__ = [
     "Metadata",
     "MethodStage",
     "OpsInterceptor",
+    "Undecodable",
     "abort",
     "call_code",
     "is_open_method",
@@ -53,6 +62,12 @@ __all__ = [
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Metadata: TypeAlias = "Collection[tuple[str, str | bytes]]"
+
+_log = logging.getLogger(__name__)
+
+UNDECODABLE_LOG_INTERVAL = 60.0
+"""Seconds between two WARNING lines about undecodable request bodies of one method and cause."""
+_MAX_CAUSE_CHARS = 200
 
 OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 """Methods that stay open to probes and tools: no caller auth, never shed, no access log line."""
@@ -115,6 +130,11 @@ class Call:
     sent: int = 0
     """Messages streamed so far."""
 
+    @property
+    def caller(self) -> CallerMetadata:
+        """The call's credential metadata, parsed once for every stage and the servicer."""
+        return caller_metadata(self.context, self.metadata)
+
 
 class MethodStage:
     """A stage bound to one method; the defaults do nothing."""
@@ -165,6 +185,7 @@ class OpsInterceptor(grpc.aio.ServerInterceptor):
         # one that changes is wrapped again. Only methods that have a handler get here: the names of unknown
         # ones come from callers and would grow the cache.
         self._wrapped: dict[str, tuple[Handler, Handler]] = {}
+        self._undecodable = _Throttle(UNDECODABLE_LOG_INTERVAL)
 
     @property
     def stages(self) -> tuple[CallStage, ...]:
@@ -194,20 +215,21 @@ class OpsInterceptor(grpc.aio.ServerInterceptor):
         streaming = handler.response_streaming
         bound = [stage.bind(method, streaming=streaming) for stage in self._stages]
         stages = tuple(stage for stage in bound if stage is not None)
-        if not stages:
+        deserializer = handler.request_deserializer
+        if not handler.request_streaming and deserializer is not None:
+            deserializer = _tolerant(deserializer)
+        elif not stages:
             return handler
         # The stubs type behaviours as synchronous; under grpc.aio they are coroutines or async generators.
         behavior = cast(Callable[[Any, Context], Any], getattr(handler, _BEHAVIORS[shape]))
         wrapped: Callable[[Any, Context], Any]
         if streaming:
             observers = tuple(s.message for s in stages if type(s).message is not MethodStage.message)
-            wrapped = _streaming(method, stages, observers, behavior)
+            wrapped = _streaming(method, stages, observers, behavior, self._undecodable)
         else:
-            wrapped = _unary(method, stages, behavior)
+            wrapped = _unary(method, stages, behavior, self._undecodable)
         return _MAKERS[shape](
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+            wrapped, request_deserializer=deserializer, response_serializer=handler.response_serializer
         )
 
 
@@ -216,8 +238,70 @@ def _metadata_of(context: Context) -> Metadata:
     return cast(Metadata, context.invocation_metadata() or ())
 
 
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """What a wrapped request deserializer yields for a body it cannot decode, instead of raising."""
+
+    error: Exception
+
+
+def _tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    # A deserializer that raises makes grpc end the call UNKNOWN and log a traceback: one ERROR per bad call.
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as error:
+            return Undecodable(error)
+
+    return decode
+
+
+class _Throttle:
+    """At most one line per cause every `interval` seconds; counts what it held back."""
+
+    __slots__ = ("_interval", "_next", "_skipped")
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        # Causes are (method, exception type): methods with a handler only, so the keys are bounded.
+        self._next: dict[tuple[str, str], float] = {}
+        self._skipped: dict[tuple[str, str], int] = {}
+
+    def allow(self, cause: tuple[str, str]) -> int | None:
+        """None to stay quiet, else how many lines of `cause` were held back since its last one."""
+        now = time.monotonic()
+        if now < self._next.get(cause, 0.0):
+            self._skipped[cause] = self._skipped.get(cause, 0) + 1
+            return None
+        self._next[cause] = now + self._interval
+        return self._skipped.pop(cause, 0)
+
+
+async def _refuse_undecodable(method: str, request: Undecodable, context: Context, log: _Throttle) -> None:
+    """End the call INVALID_ARGUMENT; say so in a WARNING line at most once a minute per cause."""
+    kind = type(request.error).__name__
+    held_back = log.allow((method, kind))
+    if held_back is not None:
+        _log.warning(
+            "undecodable request body on %s: %s: %s (%d more since the last such line)",
+            method,
+            kind,
+            str(request.error)[:_MAX_CAUSE_CHARS],
+            held_back,
+        )
+    refusal = InvalidArgument(
+        f"the request body of {method} cannot be decoded as its request message",
+        reason="INVALID_REQUEST_BODY",
+        metadata={"method": method},
+    )
+    await abort(context, refusal)
+
+
 def _unary(
-    method: str, stages: tuple[MethodStage, ...], behavior: Callable[[Any, Context], Awaitable[Any]]
+    method: str,
+    stages: tuple[MethodStage, ...],
+    behavior: Callable[[Any, Context], Awaitable[Any]],
+    log: _Throttle,
 ) -> Callable[[Any, Context], Awaitable[Any]]:
     async def wrapped(request: Any, context: Context) -> Any:
         call = Call(method, context, request, _metadata_of(context), time.perf_counter())
@@ -225,6 +309,8 @@ def _unary(
         error: BaseException | None = None
         try:
             await _enter(stages, states, call)
+            if isinstance(request, Undecodable):
+                await _refuse_undecodable(method, request, context, log)
             call.response = await behavior(request, context)
             return call.response
         except BaseException as exc:
@@ -241,6 +327,7 @@ def _streaming(
     stages: tuple[MethodStage, ...],
     observers: tuple[Callable[[Any], None], ...],
     behavior: Callable[[Any, Context], Any],
+    log: _Throttle,
 ) -> Callable[[Any, Context], AsyncGenerator[Any, None]]:
     async def wrapped(request: Any, context: Context) -> AsyncGenerator[Any, None]:
         call = Call(method, context, request, _metadata_of(context), time.perf_counter())
@@ -248,6 +335,8 @@ def _streaming(
         error: BaseException | None = None
         try:
             await _enter(stages, states, call)
+            if isinstance(request, Undecodable):
+                await _refuse_undecodable(method, request, context, log)
             # A server-streaming behaviour either yields its messages or writes them with `context.write`.
             result = behavior(request, context)
             if inspect.isawaitable(result):

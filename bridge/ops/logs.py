@@ -28,11 +28,10 @@ from secrets import token_hex
 from typing import Any, TextIO, cast
 
 import grpc
-from google.protobuf import struct_pb2
-from google.protobuf.message import Message
 
 from bridge.ops.auth import caller_var
 from bridge.ops.calls import Call, CallStage, MethodStage, OpsInterceptor, is_open_method, metadata_value
+from bridge.redaction import REDACTED, Redactor, call_secrets_var, scrub, secrets_of_call
 
 __all__ = [
     "REDACTED",
@@ -40,6 +39,7 @@ __all__ = [
     "AccessLog",
     "AccessLogInterceptor",
     "ConsoleFormatter",
+    "GrpcRecordScrubber",
     "JsonFormatter",
     "LoopBatchingHandler",
     "Redactor",
@@ -48,136 +48,18 @@ __all__ = [
     "configure_logging",
     "current_request_id",
     "request_id_var",
+    "scrub_grpc_logs",
 ]
 
-REDACTED = "[REDACTED]"
 REQUEST_ID_METADATA = "x-request-id"
 
 request_id_var: ContextVar[str | None] = ContextVar("bridge_request_id", default=None)
 """The request id of the call being served (None outside calls)."""
 
-call_secrets_var: ContextVar[frozenset[str]] = ContextVar("bridge_call_secrets", default=frozenset())
-"""Secrets carried by the call being served, scrubbed from any line logged while it runs."""
-
 _ACCESS_LOGGER = logging.getLogger("bridge.access")
 
-# Request metadata and message fields whose values are secrets.
-_SECRET_METADATA = ("x-api-key", "authorization", "x-bridge-token")
-_SECRET_FIELDS = frozenset({"user_oidc_token", "user_tokens", "api_key", "client_secret", "headers"})
-# Shorter values would scrub ordinary words out of lines; keys that short are refused elsewhere anyway.
-_MIN_SECRET_CHARS = 6
 # A caller's request id is echoed into logs and upstream headers: keep it short and printable.
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
-
-# A key starts where a run of word characters, dots and dashes does (the lookbehind): a match found from
-# inside a run is found from its start too, and trying every position inside long runs (ids, method names)
-# costs hundreds of microseconds a line.
-_SECRET_KEY = re.compile(
-    r"""(?ix)
-    (?<![\w.-])
-    (?P<key>[\w.-]*(?:api[_-]?key|authorization|bridge[_-]tokens?|oidc[_-]token|user[_-]tokens
-        |client[_-]secret|access[_-]token|refresh[_-]token|id[_-]token|password|secret))
-    (?P<quote>["']?)
-    (?P<sep>\s*[:=]\s*|\s*,\s*|\s*(?=\{))
-    """
-)
-_QUOTED_OR_BARE_VALUE = re.compile(
-    r"""(?ix)
-    "(?:[^"\\]|\\.)*" | '(?:[^'\\]|\\.)*' | (?:bearer|basic)\s+[^\s"',;}\]]+ | [^\s"',;&}\])]+
-    """
-)
-_BEARER = re.compile(r"(?i)\b(bearer)\s+(?!\[REDACTED\])[A-Za-z0-9._~+/=-]+")
-
-
-class Redactor:
-    """Scrubs secrets out of text: known values, values of secret-looking keys and bearer tokens."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets: set[str] = set()
-        for secret in secrets:
-            self.add_secret(secret)
-
-    def add_secret(self, secret: str) -> None:
-        """Scrub `secret` wherever it appears from now on (values shorter than 6 characters are ignored)."""
-        if len(secret) >= _MIN_SECRET_CHARS:
-            self._secrets.add(secret)
-
-    def redact(self, text: str) -> str:
-        """`text` with every secret replaced by `[REDACTED]`."""
-        # Longest first, so a secret that contains another is scrubbed whole.
-        for secret in sorted(self._secrets | call_secrets_var.get(), key=len, reverse=True):
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        # Both patterns cost tens of microseconds to search for; most lines contain none of the words a match
-        # needs, and then cannot match. Only ASCII text is prefiltered: case-insensitive patterns also match
-        # non-ASCII look-alikes (e.g. U+017F for s) that lower() keeps.
-        lowered = text.lower() if text.isascii() else None
-        if lowered is None or any(word in lowered for word in _SECRET_KEY_WORDS):
-            text = _redact_key_values(text)
-        if lowered is None or "bearer" in lowered:
-            text = _BEARER.sub(rf"\1 {REDACTED}", text)
-        return text
-
-
-# Every `_SECRET_KEY` match contains one of these, in any case: its key alternatives are api[_-]?key,
-# authorization, ...[_-]token(s), ...secret and password. (Not bare `key` or `token`: an access line's
-# `caller=platform-key` or `caller=token:ci` would then pay for a search that cannot match.)
-_SECRET_KEY_WORDS = (
-    "apikey",
-    "api_key",
-    "api-key",
-    "authorization",
-    "_token",
-    "-token",
-    "password",
-    "secret",
-)
-
-
-def _redact_key_values(text: str) -> str:
-    out: list[str] = []
-    position = 0
-    while match := _SECRET_KEY.search(text, position):
-        out.append(text[position : match.end()])
-        position = match.end()
-        sep = match.group("sep")
-        if position < len(text) and text[position] == "{":
-            end = _closing_brace(text, position)
-            out.append("{" + REDACTED + "}")
-            position = end
-        elif sep.strip() == "," and not match.group("quote"):
-            continue  # `password, ...` in prose, not a key and its value
-        elif sep.strip() and (value := _QUOTED_OR_BARE_VALUE.match(text, position)):
-            quote = value.group()[0] if value.group()[0] in "\"'" else ""
-            out.append(f"{quote}{REDACTED}{quote}")
-            position = value.end()
-    out.append(text[position:])
-    return "".join(out)
-
-
-def _closing_brace(text: str, start: int) -> int:
-    """The index after the brace closing the one at `start` (or the end of `text`), skipping quoted braces."""
-    depth = 0
-    quote = ""
-    index = start
-    while index < len(text):
-        char = text[index]
-        if quote:
-            if char == "\\":
-                index += 1
-            elif char == quote:
-                quote = ""
-        elif char in "\"'":
-            quote = char
-        elif char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return index + 1
-        index += 1
-    return len(text)
-
 
 # Attributes every LogRecord has; anything else was passed in `extra=` and is rendered as a field.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -255,7 +137,50 @@ def configure_logging(
     root.setLevel(level)
     # httpx logs every request at INFO; the access line per RPC already says what a call did.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    scrub_grpc_logs()
     return redactor
+
+
+# grpc's Python loggers; a filter on a logger does not apply to its children, so each is named.
+_GRPC_LOGGERS = (
+    "grpc",
+    "grpc._cython.cygrpc",
+    "grpc._server",
+    "grpc._common",
+    "grpc.aio",
+    "grpc.aio._server",
+)
+# grpc logs a metadata value that is not UTF-8 whole, with a traceback, each time a call's metadata is read.
+_INVALID_ENCODING = "Invalid encoding on "
+
+
+class GrpcRecordScrubber(logging.Filter):
+    """Rewrites grpc's own records before any handler sees them: known secrets and undecodable values out.
+
+    An undecodable metadata value may be a key: it is never shown, and the line (the bridge answers the call
+    itself) drops to DEBUG without its traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith(_INVALID_ENCODING):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            record.exc_info, record.exc_text = None, None
+            record.msg, record.args = "a call's metadata holds a value that is not UTF-8 (not shown)", ()
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        record.msg, record.args = scrub(message), ()
+        return True
+
+
+_GRPC_SCRUBBER = GrpcRecordScrubber()
+
+
+def scrub_grpc_logs() -> None:
+    """Put `GrpcRecordScrubber` on grpc's loggers (once; later calls do nothing)."""
+    for name in _GRPC_LOGGERS:
+        logger = logging.getLogger(name)
+        if _GRPC_SCRUBBER not in logger.filters:
+            logger.addFilter(_GRPC_SCRUBBER)
 
 
 class LoopBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -365,86 +290,6 @@ def request_id_from(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
     return _REQUEST_IDS.new()
 
 
-def secrets_of_call(metadata: Iterable[tuple[str, str | bytes]] | None, request: Any) -> frozenset[str]:
-    """Every secret value a call carries: credential metadata and secret fields of its request message."""
-    found: set[str] = set()
-    for key, value in metadata or ():
-        if key in _SECRET_METADATA and isinstance(value, str) and value.strip():
-            found.add(value.strip())
-            scheme, _, token = value.strip().partition(" ")
-            if token.strip() and scheme.lower() == "bearer":
-                found.add(token.strip())
-    if isinstance(request, Message):
-        _collect_secret_fields(request, found, inside_secret=False, depth=0)
-    return frozenset(secret for secret in found if len(secret) >= _MIN_SECRET_CHARS)
-
-
-def _collect_secret_fields(message: Message, found: set[str], *, inside_secret: bool, depth: int) -> None:
-    if depth > 8:
-        return
-    for field, value in message.ListFields():
-        kind = _kind_of(field)
-        secret = inside_secret or kind.secret
-        if not secret and not kind.may_hold_secrets:
-            continue  # a plain value, or messages without a secret field anywhere inside
-        values = value.values() if kind.is_map else value if kind.is_repeated else [value]
-        for item in values:
-            if isinstance(item, str):
-                if secret:
-                    found.add(item)
-            elif isinstance(item, struct_pb2.Struct | struct_pb2.Value | struct_pb2.ListValue | Message):
-                _collect_secret_fields(item, found, inside_secret=secret, depth=depth + 1)
-
-
-@dataclass(frozen=True, slots=True)
-class _FieldKind:
-    secret: bool
-    """Named like a secret: every string inside is one."""
-    may_hold_secrets: bool
-    """Of a message type with a secret-named field somewhere inside."""
-    is_map: bool
-    is_repeated: bool
-
-
-# Per field descriptor, what the walk needs to know about it: looking it up again costs more than the walk.
-_FIELD_KINDS: dict[Any, _FieldKind] = {}
-_HOLDS_SECRETS: dict[Any, bool] = {}
-
-
-def _kind_of(field: Any) -> _FieldKind:
-    kind = _FIELD_KINDS.get(field)
-    if kind is None:
-        message_type = field.message_type
-        kind = _FieldKind(
-            secret=field.name in _SECRET_FIELDS,
-            may_hold_secrets=message_type is not None and _holds_secrets(message_type),
-            is_map=bool(message_type is not None and message_type.GetOptions().map_entry),
-            is_repeated=bool(field.is_repeated),
-        )
-        _FIELD_KINDS[field] = kind
-    return kind
-
-
-def _holds_secrets(descriptor: Any) -> bool:
-    """Whether a message of type `descriptor` can have a secret-named field at any depth."""
-    known = _HOLDS_SECRETS.get(descriptor)
-    if known is None:
-        seen = {descriptor}
-        pending = [descriptor]
-        known = False
-        while pending and not known:
-            for field in pending.pop().fields:
-                if field.name in _SECRET_FIELDS:
-                    known = True
-                    break
-                inner = field.message_type
-                if inner is not None and inner not in seen:
-                    seen.add(inner)
-                    pending.append(inner)
-        _HOLDS_SECRETS[descriptor] = known
-    return known
-
-
 def _ids(request: Any, response: Any = None) -> dict[str, str]:
     ids: dict[str, str] = {}
     for name in ("task_id", "agent_id"):
@@ -496,7 +341,7 @@ class _LoggedMethod(MethodStage):
     def enter(self, call: Call) -> _Logged:
         request_id = request_id_from(call.metadata)
         request_id_var.set(request_id)
-        call_secrets_var.set(secrets_of_call(call.metadata, call.request))
+        call_secrets_var.set(secrets_of_call(call.caller, call.request))
         # Read while the call is surely alive: a stream may be closed after its call is gone.
         return _Logged(request_id, call.context.peer())
 

@@ -27,7 +27,7 @@ from bridge.ops.auth import BridgeTokens, CallerAuth, check_exposure
 from bridge.ops.calls import CallStage, OpsInterceptor
 from bridge.ops.connections import response_compression, server_options
 from bridge.ops.limits import CallLimits, Limits
-from bridge.ops.logs import AccessLog
+from bridge.ops.logs import AccessLog, scrub_grpc_logs
 from bridge.ops.metrics import BridgeMetrics, CallMetrics, MetricsServer
 from bridge.ops.probes import start_probe_server
 from bridge.ops.settings import OpsSettings, split_address
@@ -35,6 +35,7 @@ from bridge.ops.tls import server_credentials_from, upstream_verify
 from bridge.ops.tracing import Tracing, tracing_from_settings
 from bridge.ops.upstream import upstream_transport
 from bridge.ops.workers import Worker
+from bridge.redaction import remember
 
 __all__ = ["Operations"]
 
@@ -60,6 +61,9 @@ class Operations:
             settings.bridge_tokens_file,
             settings.bridge_tokens.get_secret_value() if settings.bridge_tokens is not None else None,
         )
+        # Error text from the platform and grpc's own log lines are scrubbed of these too, not only log lines.
+        remember(self.tokens.secret_values())
+        scrub_grpc_logs()
         self.limits = CallLimits(
             Limits(
                 max_concurrent_calls=settings.max_concurrent_calls,

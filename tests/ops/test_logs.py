@@ -22,9 +22,9 @@ from bridge.ops.logs import (
     Redactor,
     RequestIds,
     configure_logging,
-    secrets_of_call,
 )
 from bridge.ops.upstream import upstream_transport
+from bridge.redaction import secrets_of_call
 from tests.ops.support import FixedTaskService, start_server, start_upstream, stub
 from xpander.bridge.v1 import task_pb2, task_service_pb2
 
