@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from types import TracebackType
 from typing import Any, Final
 
@@ -16,19 +17,18 @@ import grpc
 from grpc_status import rpc_status
 
 from bridge import convert, paging
-from bridge.credentials import Credentials, resolve_credentials
+from bridge.credentials import Credentials, caller_metadata, resolve_credentials
 from bridge.errors import (
     BridgeError,
     DeadlineExceeded,
-    FailedPrecondition,
     FieldViolation,
     Internal,
     InvalidArgument,
-    Unavailable,
 )
 from bridge.platform.client import PlatformClient
-from bridge.platform.follow import ReconnectPolicy, follow_task_events
-from bridge.relay import EventRelay, Heartbeat, RelayInterrupted
+from bridge.platform.follow import ReconnectPolicy
+from bridge.redaction import add_call_secrets, scrub
+from bridge.streaming import Beat, TaskEventStreams
 from xpander.bridge.v1 import task_service_pb2, task_service_pb2_grpc
 
 __all__ = ["SERVICE_NAME", "TaskService"]
@@ -41,8 +41,6 @@ SERVICE_NAME: Final = task_service_pb2.DESCRIPTOR.services_by_name["TaskService"
 _MIN_HEARTBEAT_SECONDS = 0.01
 # Failures that point at the platform or the bridge rather than at the caller's request.
 _WORTH_A_WARNING = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN})
-# Seconds a client is told to wait before resuming elsewhere when this server shuts down.
-_SHUTDOWN_RETRY_AFTER = 1.0
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -60,23 +58,18 @@ class TaskService(task_service_pb2_grpc.TaskServiceServicer):
         on_stream_reconnect: Callable[[], object] | None = None,
     ) -> None:
         self._platform = platform
-        self._on_stream_reconnect = on_stream_reconnect
         self._default_api_key = default_api_key
         self._default_organization_id = default_organization_id
-        self._reconnect_policy = reconnect_policy or ReconnectPolicy()
-        self._relays: set[EventRelay[Any]] = set()
-        self._draining = False
+        self._streams = TaskEventStreams(platform, policy=reconnect_policy, on_reconnect=on_stream_reconnect)
 
     @property
     def open_streams(self) -> int:
         """Number of StreamEvents calls currently relaying events."""
-        return len(self._relays)
+        return self._streams.open_streams
 
     def drain(self) -> None:
         """Refuse new streams and end open ones with UNAVAILABLE, so their clients resume elsewhere."""
-        self._draining = True
-        for relay in list(self._relays):
-            relay.interrupt()
+        self._streams.drain()
 
     # --- Unary RPCs ---------------------------------------------------------------------------------------
 
@@ -142,69 +135,43 @@ class TaskService(task_service_pb2_grpc.TaskServiceServicer):
         The stream is opened straight away. The task is read (GetTask) only when the platform refuses the
         stream or closes it before any event, to answer NOT_FOUND or FAILED_PRECONDITION (a task created
         without `events_streaming`) rather than the platform's bare status; either way before any message.
+        An unset `after_sequence` starts where the platform starts; 0 asks for every event.
         """
         async with _RpcErrors(context, "task_events"):
             creds = self._credentials(context)
             task_id = convert.validate_resource_id("task_id", request.task_id)
             heartbeat = _heartbeat_seconds(request)
             organization_id = creds.require_organization("StreamEvents")
-            if self._draining:
-                raise _shutting_down(task_id, request.after_sequence)
-
-            async def check_task() -> None:
-                # Asked only when the platform refuses the stream or ends it at once: says why, if it can.
-                task = convert.task_from_platform(
-                    await self._platform.get_task(task_id, creds, budget=_budget(context))
-                )
-                if not task.events_streaming:
-                    raise FailedPrecondition(
-                        f"task {task_id} was not created with events_streaming; "
-                        "create it with events_streaming=true to stream its events",
-                        reason="EVENTS_STREAMING_DISABLED",
-                        metadata={"task_id": task_id},
-                    )
-
-            delivered = request.after_sequence
-            events = follow_task_events(
-                self._platform,
+            events = self._streams.events(
                 task_id,
                 creds,
-                after_sequence=delivered,
-                policy=self._reconnect_policy,
-                on_reconnect=self._on_stream_reconnect,
-                check_task=check_task,
+                after_sequence=request.after_sequence if request.HasField("after_sequence") else None,
+                heartbeat=heartbeat,
+                budget=context.time_remaining(),
             )
-            relay: EventRelay[tuple[int, dict[str, Any]]] = EventRelay(events, heartbeat_interval=heartbeat)
-            self._relays.add(relay)
-            if self._draining:
-                relay.interrupt()
-            try:
-                async with relay:
-                    async for item in relay:
-                        if isinstance(item, Heartbeat):
-                            yield task_service_pb2.StreamEventsResponse(
-                                event=convert.heartbeat_event(task_id, organization_id, delivered)
-                            )
-                            continue
-                        sequence, envelope = item
-                        response = task_service_pb2.StreamEventsResponse()
-                        convert.event_from_platform(sequence, envelope, into=response.event)
-                        # Nothing of the event is held while the stream waits for the next one.
-                        del item, envelope
-                        delivered = sequence
-                        yield response
-                        del response
-            except RelayInterrupted:
-                raise _shutting_down(task_id, delivered) from None
-            finally:
-                self._relays.discard(relay)
+            async with aclosing(events):
+                async for item in events:
+                    if isinstance(item, Beat):
+                        beat = convert.heartbeat_event(task_id, organization_id, item.sequence)
+                        yield task_service_pb2.StreamEventsResponse(event=beat)
+                        continue
+                    response = task_service_pb2.StreamEventsResponse()
+                    convert.event_from_platform(*item, into=response.event)
+                    # Nothing of the event is held while the stream waits for the next one.
+                    del item
+                    yield response
+                    del response
 
     def _credentials(self, context: Context) -> Credentials:
-        return resolve_credentials(
-            context.invocation_metadata(),
+        caller = caller_metadata(context)
+        creds = resolve_credentials(
+            caller,
             default_api_key=self._default_api_key,
             default_organization_id=self._default_organization_id,
         )
+        # The platform may echo the key it got in its error text; `_RpcErrors` scrubs these out.
+        add_call_secrets((*caller.secrets, creds.api_key))
+        return creds
 
 
 def _budget(context: Context) -> float | None:
@@ -232,20 +199,13 @@ def _heartbeat_seconds(request: task_service_pb2.StreamEventsRequest) -> float |
     return seconds
 
 
-def _shutting_down(task_id: str, delivered: int) -> Unavailable:
-    return Unavailable(
-        f"the bridge is shutting down; resume the events of task {task_id} with after_sequence={delivered}",
-        reason="BRIDGE_SHUTTING_DOWN",
-        metadata={"task_id": task_id, "last_sequence": str(delivered)},
-        retry_after=_SHUTDOWN_RETRY_AFTER,
-    )
-
-
 class _RpcErrors:
     """The one error funnel of every RPC, unary or streaming: a raised error ends the call with its status.
 
     BridgeErrors keep their code and details; a platform answer the conversions cannot read becomes INTERNAL
     naming the route; anything else is a bug, logged with its traceback and reported as a bare INTERNAL.
+    Every secret the bridge knows is scrubbed from the message and ErrorInfo metadata before either is
+    logged or sent: platform error text may echo the key it was given.
     Cancellation passes through untouched: a cancelled call must not be answered.
     """
 
@@ -266,7 +226,7 @@ class _RpcErrors:
     ) -> None:
         if exc is None or not isinstance(exc, Exception) or isinstance(exc, grpc.aio.AbortError):
             return
-        error = self._bridge_error(exc)
+        error = self._bridge_error(exc).redacted(scrub)
         _log.log(
             logging.WARNING if error.code in _WORTH_A_WARNING else logging.DEBUG,
             "%s call failed: %s %s",

@@ -4,6 +4,10 @@
 split across chunks; a leading byte-order mark is dropped). `SSEDecoder` turns lines into `ServerSentEvent`s:
 fields `data`, `event`, `id` and `retry`, comment lines, multi-line data joined with a newline, dispatch on a
 blank line. No I/O: the platform client feeds it what it reads.
+
+Both are bounded when given a limit: `LineSplitter(max_line=...)` refuses to buffer an unterminated line
+longer than that (a stream without newlines cannot grow memory), `SSEDecoder(max_data=...)` refuses an event
+whose data lines add up to more. Either raises `EventTooLarge` after dropping what it had buffered.
 """
 
 from __future__ import annotations
@@ -11,9 +15,13 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-__all__ = ["LineSplitter", "SSEDecoder", "ServerSentEvent"]
+__all__ = ["EventTooLarge", "LineSplitter", "SSEDecoder", "ServerSentEvent"]
 
 _BOM = "\ufeff"
+
+
+class EventTooLarge(ValueError):
+    """An event's data, or a single unterminated line, is longer than the decoder's limit."""
 
 
 class ServerSentEvent(NamedTuple):
@@ -30,9 +38,10 @@ class ServerSentEvent(NamedTuple):
 
 
 class LineSplitter:
-    """Splits a stream of text chunks into lines without their terminators."""
+    """Splits a stream of text chunks into lines without their terminators, none longer than `max_line`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_line: int | None = None) -> None:
+        self._max_line = max_line
         self._buffer = ""
         self._started = False
         self._pending_cr = False
@@ -57,6 +66,9 @@ class LineSplitter:
         self._buffer = parts.pop()
         if chunk.endswith("\r"):
             self._pending_cr = True
+        if self._max_line is not None and len(self._buffer) > self._max_line:
+            self._buffer = ""
+            raise EventTooLarge(f"a line longer than {self._max_line} characters")
         return parts
 
     def flush(self) -> list[str]:
@@ -69,9 +81,14 @@ _TERMINATOR = re.compile(r"\r\n|\r|\n")
 
 
 class SSEDecoder:
-    """Turns lines (without terminators) into events; feed `""` for the blank line that dispatches."""
+    """Turns lines (without terminators) into events; feed `""` for the blank line that dispatches.
 
-    def __init__(self) -> None:
+    `max_data` bounds one event's data: its data lines and the newlines that join them, in characters.
+    """
+
+    def __init__(self, *, max_data: int | None = None) -> None:
+        self._max_data = max_data
+        self._size = 0
         self._data: list[str] = []
         self._event = ""
         self._last_event_id = ""
@@ -99,6 +116,11 @@ class SSEDecoder:
             value = value[1:]
         if name == "data":
             self._data.append(value)
+            if self._max_data is not None:
+                self._size += len(value) + 1
+                if self._size - 1 > self._max_data:
+                    self._data, self._size = [], 0
+                    raise EventTooLarge(f"an event's data is longer than {self._max_data} characters")
         elif name == "event":
             self._event = value
         elif name == "id":
@@ -113,7 +135,7 @@ class SSEDecoder:
 
     def _dispatch(self) -> ServerSentEvent | None:
         data, event, has_id = self._data, self._event, self._has_id
-        self._data, self._event, self._has_id = [], "", False
+        self._data, self._event, self._has_id, self._size = [], "", False, 0
         if not data:
             return None
         return ServerSentEvent(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from pydantic import SecretStr
 
 from bridge.config import Settings
 from bridge.server import BridgeServer
@@ -101,7 +102,10 @@ async def test_https_calls_tunnel_with_connect_and_verify_the_platform(
         answers: dict[str, object] = {}
         for name, bundle in (("trusted", pki.ca), ("wrong", pki.wrong_ca)):
             settings = Settings(
-                listen="127.0.0.1:0", base_url=platform.url, api_key=API_KEY, upstream_ca_bundle=bundle
+                listen="127.0.0.1:0",
+                base_url=platform.url,
+                api_key=SecretStr(API_KEY),
+                upstream_ca_bundle=bundle,
             )
             async with BridgeServer(settings) as bridge, grpc.aio.insecure_channel(bridge.address) as channel:
                 stub = task_service_pb2_grpc.TaskServiceStub(channel)

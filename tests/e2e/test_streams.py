@@ -195,3 +195,43 @@ async def test_many_cancelled_streams_leave_nothing_open(stack: Stack) -> None:
         call.cancel()
     await stack.control.wait_open_streams(0, within=2.0)
     await bridge_streams_closed(stack)
+
+
+# --- Resuming whatever an upstream connection returned ------------------------------------------------------
+
+
+async def continued_task(stack: Stack) -> str:
+    """A task run twice, both runs finished."""
+    task_id = (await stack.create("first run #chunks=2")).task.id
+    await stack.stream(task_id)
+    await stack.create("second run #chunks=2", existing_task_id=task_id)
+    await stack.stream(task_id)
+    return task_id
+
+
+async def test_after_sequence_zero_reads_every_run_and_unset_the_newest(stack: Stack) -> None:
+    task_id = await continued_task(stack)
+    every = await stack.stream(task_id, after_sequence=0)
+    newest = await stack.stream(task_id)
+    assert [m.event.sequence for m in every] == list(range(1, len(every) + 1))
+    assert [m.event.type for m in every].count(FINISHED) == 2
+    assert newest[0].event.type == events_pb2.TASK_EVENT_TYPE_TASK_CREATED
+    assert newest[0].event.sequence > 1
+    assert summary(newest) == summary(every)[-len(newest) :]
+
+
+async def test_an_empty_answer_mid_stream_loses_no_run(stack: Stack) -> None:
+    task_id = await continued_task(stack)
+    await stack.control.fault("task_events", drop_after_events=2)
+    await stack.control.fault("task_events", drop_after_events=0, close_cleanly=True)
+    resumed = await stack.stream(task_id, after_sequence=1)
+    every = await stack.stream(task_id, after_sequence=0)
+    assert summary(resumed) == summary(every)[1:]
+
+
+async def test_a_cut_right_after_task_finished_ends_ok_while_the_platform_refuses(stack: Stack) -> None:
+    task_id = (await stack.create()).task.id
+    whole = await stack.stream(task_id)
+    await stack.control.fault("task_events", drop_after_events=len(whole))
+    await stack.control.fault("task_events", status=503, times=None, detail="overloaded")
+    assert summary(await stack.stream(task_id)) == summary(whole)
