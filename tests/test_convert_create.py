@@ -1,4 +1,4 @@
-"""CreateTaskRequest -> the platform's create body: goldens from platform-api.md, defaults and validation."""
+"""CreateTaskRequest -> the platform's create body: goldens, defaults and validation."""
 
 from __future__ import annotations
 

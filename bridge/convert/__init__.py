@@ -6,7 +6,6 @@ leniently on the way in (unknown keys ignored, unknown enum strings kept) and st
 """
 
 from bridge.convert.create import CreateTaskCall, create_task_to_platform
-from bridge.convert.enums import status_from_platform, status_to_platform
 from bridge.convert.event import event_from_platform, heartbeat_event
 from bridge.convert.listing import ListTasksCall, list_tasks_to_platform
 from bridge.convert.payload import PayloadError
@@ -21,8 +20,6 @@ __all__ = [
     "event_from_platform",
     "heartbeat_event",
     "list_tasks_to_platform",
-    "status_from_platform",
-    "status_to_platform",
     "task_from_list_item",
     "task_from_platform",
     "validate_resource_id",

@@ -1,10 +1,10 @@
-"""CreateTaskRequest -> the platform's create-task body (platform-api.md §2.2) and headers, validated."""
+"""CreateTaskRequest -> the platform's create-task body and headers, validated."""
 
 from __future__ import annotations
 
 import functools
 import json
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from google.protobuf import struct_pb2
 from jsonschema.exceptions import SchemaError
@@ -30,7 +30,7 @@ from xpander.bridge.v1 import task_pb2, task_service_pb2
 __all__ = ["HARNESS_CLIS", "CreateTaskCall", "create_task_to_platform"]
 
 HARNESS_CLIS = frozenset({"claude-code", "codex", "opencode", "xpander"})
-"""Harness names the platform accepts (HarnessCli, §2.4)."""
+"""Harness names the platform accepts (its HarnessCli enum)."""
 
 _DEFAULT_SOURCE = "sdk"
 _E = TypeVar("_E", bound=int)
@@ -57,54 +57,25 @@ class _Violations:
 
 
 def create_task_to_platform(request: task_service_pb2.CreateTaskRequest) -> CreateTaskCall:
-    """The create body, every key of §2.2 present with explicit nulls, plus `x-agent-version` when set.
+    """The create body (every key present, unset ones as explicit nulls), plus `x-agent-version` when set.
 
     Raises InvalidArgument listing every invalid field (e.g. `user_details.email`, `mcp_servers[1].url`).
     """
     violations = _Violations()
     has = request.HasField
-
     violations.add("agent_id", id_problem(request.agent_id))
-    task_id: str | None = None
-    if has("existing_task_id"):
-        task_id = request.existing_task_id
+    task_id = request.existing_task_id if has("existing_task_id") else None
+    if task_id is not None:
         violations.add("existing_task_id", id_problem(task_id))
-
-    headers: dict[str, str] = {}
-    if has("agent_version") and request.agent_version:
-        version = request.agent_version
-        # It travels as an HTTP header value, which must be printable ASCII.
-        if not (version.isascii() and version.isprintable()):
-            violations.add("agent_version", "must be printable ASCII")
-        headers["x-agent-version"] = version
-
+    headers = _headers(violations, request)
     output_format = _optional_enum(violations, "output_format", OUTPUT_FORMAT, request.output_format)
-    output_schema: dict[str, Any] | None = None
-    if has("output_schema"):
-        output_schema = _json_object(violations, "output_schema", request.output_schema)
-        if output_schema is not None:
-            violations.add("output_schema", _schema_problem(output_schema))
-        if request.output_format != task_pb2.OUTPUT_FORMAT_JSON:
-            violations.add("output_schema", "is only accepted with output_format OUTPUT_FORMAT_JSON")
-
-    tool_call_limit: int | None = None
-    if has("tool_call_limit"):
-        tool_call_limit = request.tool_call_limit
-        if tool_call_limit < 0:
-            violations.add("tool_call_limit", "must be at least 0")
-
-    think_mode = THINK_MODE.wire.get(request.think_mode or task_pb2.THINK_MODE_DEFAULT)
-    if think_mode is None:
-        violations.add("think_mode", f"has unknown value {request.think_mode}")
-
+    output_schema = _output_schema(violations, request)
+    tool_call_limit = _tool_call_limit(violations, request)
+    think_mode = _think_mode(violations, request)
     body: dict[str, Any] = {
         "id": task_id,
         "input": _input(violations, request),
-        "payload_extension": _optional_struct(
-            violations,
-            "tool_call_payload_extension",
-            request.tool_call_payload_extension if has("tool_call_payload_extension") else None,
-        ),
+        "payload_extension": _optional_struct(violations, request, "tool_call_payload_extension"),
         "source": request.source if has("source") else _DEFAULT_SOURCE,
         "worker_id": request.worker_id if has("worker_id") else None,
         "output_format": output_format,
@@ -125,9 +96,7 @@ def create_task_to_platform(request: task_service_pb2.CreateTaskRequest) -> Crea
         "think_mode": think_mode,
         "disable_attachment_injection": request.disable_attachment_injection,
         "tool_call_limit": tool_call_limit,
-        "user_tokens": _optional_struct(
-            violations, "user_tokens", request.user_tokens if has("user_tokens") else None
-        ),
+        "user_tokens": _optional_struct(violations, request, "user_tokens"),
         "return_metrics": request.return_metrics,
         "llm_model_provider": request.llm_model_provider if has("llm_model_provider") else None,
         "llm_model_name": request.llm_model_name if has("llm_model_name") else None,
@@ -140,6 +109,44 @@ def create_task_to_platform(request: task_service_pb2.CreateTaskRequest) -> Crea
     if violations.items:
         raise invalid_argument(violations.items)
     return CreateTaskCall(body, headers)
+
+
+def _headers(violations: _Violations, request: task_service_pb2.CreateTaskRequest) -> dict[str, str]:
+    if not (request.HasField("agent_version") and request.agent_version):
+        return {}
+    version = request.agent_version
+    # It travels as an HTTP header value, which must be printable ASCII.
+    if not (version.isascii() and version.isprintable()):
+        violations.add("agent_version", "must be printable ASCII")
+    return {"x-agent-version": version}
+
+
+def _output_schema(
+    violations: _Violations, request: task_service_pb2.CreateTaskRequest
+) -> dict[str, Any] | None:
+    if not request.HasField("output_schema"):
+        return None
+    schema = _json_object(violations, "output_schema", request.output_schema)
+    if schema is not None:
+        violations.add("output_schema", _schema_problem(schema))
+    if request.output_format != task_pb2.OUTPUT_FORMAT_JSON:
+        violations.add("output_schema", "is only accepted with output_format OUTPUT_FORMAT_JSON")
+    return schema
+
+
+def _tool_call_limit(violations: _Violations, request: task_service_pb2.CreateTaskRequest) -> int | None:
+    if not request.HasField("tool_call_limit"):
+        return None
+    if request.tool_call_limit < 0:
+        violations.add("tool_call_limit", "must be at least 0")
+    return request.tool_call_limit
+
+
+def _think_mode(violations: _Violations, request: task_service_pb2.CreateTaskRequest) -> str | None:
+    think_mode = THINK_MODE.wire.get(request.think_mode or task_pb2.THINK_MODE_DEFAULT)
+    if think_mode is None:
+        violations.add("think_mode", f"has unknown value {request.think_mode}")
+    return think_mode
 
 
 def _input(violations: _Violations, request: task_service_pb2.CreateTaskRequest) -> dict[str, Any]:
@@ -215,7 +222,7 @@ def _principal(violations: _Violations, principal: task_pb2.Principal) -> dict[s
 
 
 def _mcp_server(violations: _Violations, field: str, server: task_pb2.MCPServerDetails) -> dict[str, Any]:
-    """Every key of §2.5 with the SDK's defaults and its type/transport coercion."""
+    """Every key of an MCP server, with the SDK's defaults and its type/transport coercion."""
     has = server.HasField
     server_type = server.type or task_pb2.MCP_SERVER_TYPE_REMOTE
     transport = server.transport
@@ -230,6 +237,8 @@ def _mcp_server(violations: _Violations, field: str, server: task_pb2.MCPServerD
         violations.add(
             f"{field}.url", url_problem(server.url) if has("url") else "is required for a remote server"
         )
+    auth_type = server.auth_type or task_pb2.MCP_SERVER_AUTH_TYPE_NONE
+    sso_token = server.sso_token or task_pb2.MCP_SERVER_SSO_TOKEN_MODE_ACCESS
     return {
         "id": server.id if has("id") else None,
         "type": _required_enum(violations, f"{field}.type", MCP_SERVER_TYPE, server_type),
@@ -237,12 +246,7 @@ def _mcp_server(violations: _Violations, field: str, server: task_pb2.MCPServerD
         "command": server.command if has("command") else None,
         "url": server.url if has("url") else None,
         "transport": _required_enum(violations, f"{field}.transport", MCP_SERVER_TRANSPORT, transport),
-        "auth_type": _required_enum(
-            violations,
-            f"{field}.auth_type",
-            MCP_SERVER_AUTH_TYPE,
-            server.auth_type or task_pb2.MCP_SERVER_AUTH_TYPE_NONE,
-        ),
+        "auth_type": _required_enum(violations, f"{field}.auth_type", MCP_SERVER_AUTH_TYPE, auth_type),
         "api_key": server.api_key if has("api_key") else None,
         "use_secrets_manager": server.use_secrets_manager if has("use_secrets_manager") else False,
         "client_id": server.client_id if has("client_id") else None,
@@ -256,12 +260,7 @@ def _mcp_server(violations: _Violations, field: str, server: task_pb2.MCPServerD
             if has("share_user_token_across_other_agents")
             else True
         ),
-        "sso_token": _required_enum(
-            violations,
-            f"{field}.sso_token",
-            MCP_SERVER_SSO_TOKEN_MODE,
-            server.sso_token or task_pb2.MCP_SERVER_SSO_TOKEN_MODE_ACCESS,
-        ),
+        "sso_token": _required_enum(violations, f"{field}.sso_token", MCP_SERVER_SSO_TOKEN_MODE, sso_token),
         "sso_audience": server.sso_audience if has("sso_audience") else None,
     }
 
@@ -301,9 +300,14 @@ def _required_enum(violations: _Violations, field: str, table: EnumTable[_E], va
 
 
 def _optional_struct(
-    violations: _Violations, field: str, struct: struct_pb2.Struct | None
+    violations: _Violations,
+    request: task_service_pb2.CreateTaskRequest,
+    field: Literal["tool_call_payload_extension", "user_tokens"],
 ) -> dict[str, Any] | None:
-    return None if struct is None else _json_object(violations, field, struct)
+    if not request.HasField(field):
+        return None
+    struct: struct_pb2.Struct = getattr(request, field)
+    return _json_object(violations, field, struct)
 
 
 def _json_object(violations: _Violations, field: str, struct: struct_pb2.Struct) -> dict[str, Any] | None:

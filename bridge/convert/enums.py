@@ -7,9 +7,13 @@ Unknown wire strings read as the enum's `*_UNSPECIFIED` (0); callers keep the ra
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from xpander.bridge.v1 import events_pb2, task_pb2
+
+if TYPE_CHECKING:
+    # Only the stubs name the generic wrapper; at run time each proto enum is an EnumTypeWrapper.
+    from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
 
 __all__ = [
     "ATTACHMENT_KIND",
@@ -21,14 +25,11 @@ __all__ = [
     "MCP_SERVER_TYPE",
     "OUTPUT_FORMAT",
     "PRINCIPAL_KIND",
-    "TABLES",
     "TASK_COMPACTIZATION_TYPE",
     "TASK_EVENT_TYPE",
     "TASK_STATUS",
     "THINK_MODE",
     "EnumTable",
-    "status_from_platform",
-    "status_to_platform",
 ]
 
 E = TypeVar("E", bound=int)
@@ -39,30 +40,19 @@ class EnumTable(Generic[E]):
 
     __slots__ = ("by_wire", "enum_name", "wire")
 
-    def __init__(self, enum_name: str, wire: Mapping[E, str]) -> None:
-        self.enum_name = enum_name
+    def __init__(self, enum: _EnumTypeWrapper[E], wire: Mapping[E, str]) -> None:
+        self.enum_name = enum.DESCRIPTOR.name
         self.wire: dict[E, str] = dict(wire)
         self.by_wire: dict[str, E] = {string: value for value, string in self.wire.items()}
         if len(self.by_wire) != len(self.wire):
-            raise ValueError(f"{enum_name}: two values share a wire string")
-
-    def to_platform(self, value: E) -> str:
-        """The wire string of `value`; ValueError for *_UNSPECIFIED and numbers this table does not know."""
-        try:
-            return self.wire[value]
-        except KeyError:
-            raise ValueError(f"{self.enum_name} value {int(value)} has no platform wire value") from None
-
-    def from_platform(self, string: str) -> E | None:
-        """The value of a wire string, or None when the string is unknown."""
-        return self.by_wire.get(string)
+            raise ValueError(f"{self.enum_name}: two values share a wire string")
 
 
 _T = task_pb2
 _V = events_pb2
 
-TASK_STATUS = EnumTable[_T.TaskStatus.ValueType](
-    "TaskStatus",
+TASK_STATUS = EnumTable(
+    _T.TaskStatus,
     {
         _T.TASK_STATUS_PENDING: "pending",
         _T.TASK_STATUS_EXECUTING: "executing",
@@ -74,8 +64,8 @@ TASK_STATUS = EnumTable[_T.TaskStatus.ValueType](
     },
 )
 
-OUTPUT_FORMAT = EnumTable[_T.OutputFormat.ValueType](
-    "OutputFormat",
+OUTPUT_FORMAT = EnumTable(
+    _T.OutputFormat,
     {
         _T.OUTPUT_FORMAT_TEXT: "text",
         _T.OUTPUT_FORMAT_MARKDOWN: "markdown",
@@ -84,13 +74,13 @@ OUTPUT_FORMAT = EnumTable[_T.OutputFormat.ValueType](
     },
 )
 
-THINK_MODE = EnumTable[_T.ThinkMode.ValueType](
-    "ThinkMode",
+THINK_MODE = EnumTable(
+    _T.ThinkMode,
     {_T.THINK_MODE_DEFAULT: "default", _T.THINK_MODE_HARDER: "harder"},
 )
 
-LLM_REASONING_EFFORT = EnumTable[_T.LLMReasoningEffort.ValueType](
-    "LLMReasoningEffort",
+LLM_REASONING_EFFORT = EnumTable(
+    _T.LLMReasoningEffort,
     {
         _T.LLM_REASONING_EFFORT_LOW: "low",
         _T.LLM_REASONING_EFFORT_MEDIUM: "medium",
@@ -99,13 +89,13 @@ LLM_REASONING_EFFORT = EnumTable[_T.LLMReasoningEffort.ValueType](
     },
 )
 
-MCP_SERVER_TYPE = EnumTable[_T.MCPServerType.ValueType](
-    "MCPServerType",
+MCP_SERVER_TYPE = EnumTable(
+    _T.MCPServerType,
     {_T.MCP_SERVER_TYPE_LOCAL: "local", _T.MCP_SERVER_TYPE_REMOTE: "remote"},
 )
 
-MCP_SERVER_TRANSPORT = EnumTable[_T.MCPServerTransport.ValueType](
-    "MCPServerTransport",
+MCP_SERVER_TRANSPORT = EnumTable(
+    _T.MCPServerTransport,
     {
         _T.MCP_SERVER_TRANSPORT_STDIO: "stdio",
         _T.MCP_SERVER_TRANSPORT_SSE: "sse",
@@ -113,8 +103,8 @@ MCP_SERVER_TRANSPORT = EnumTable[_T.MCPServerTransport.ValueType](
     },
 )
 
-MCP_SERVER_AUTH_TYPE = EnumTable[_T.MCPServerAuthType.ValueType](
-    "MCPServerAuthType",
+MCP_SERVER_AUTH_TYPE = EnumTable(
+    _T.MCPServerAuthType,
     {
         _T.MCP_SERVER_AUTH_TYPE_API_KEY: "api_key",
         _T.MCP_SERVER_AUTH_TYPE_OAUTH2: "oauth2",
@@ -124,8 +114,8 @@ MCP_SERVER_AUTH_TYPE = EnumTable[_T.MCPServerAuthType.ValueType](
     },
 )
 
-MCP_SERVER_SSO_TOKEN_MODE = EnumTable[_T.MCPServerSSOTokenMode.ValueType](
-    "MCPServerSSOTokenMode",
+MCP_SERVER_SSO_TOKEN_MODE = EnumTable(
+    _T.MCPServerSSOTokenMode,
     {
         _T.MCP_SERVER_SSO_TOKEN_MODE_ACCESS: "access",
         _T.MCP_SERVER_SSO_TOKEN_MODE_ID: "id",
@@ -133,8 +123,8 @@ MCP_SERVER_SSO_TOKEN_MODE = EnumTable[_T.MCPServerSSOTokenMode.ValueType](
     },
 )
 
-ATTACHMENT_KIND = EnumTable[_T.AttachmentKind.ValueType](
-    "AttachmentKind",
+ATTACHMENT_KIND = EnumTable(
+    _T.AttachmentKind,
     {
         _T.ATTACHMENT_KIND_IMAGE: "image",
         _T.ATTACHMENT_KIND_PDF: "pdf",
@@ -147,8 +137,8 @@ ATTACHMENT_KIND = EnumTable[_T.AttachmentKind.ValueType](
     },
 )
 
-PRINCIPAL_KIND = EnumTable[_T.PrincipalKind.ValueType](
-    "PrincipalKind",
+PRINCIPAL_KIND = EnumTable(
+    _T.PrincipalKind,
     {
         _T.PRINCIPAL_KIND_USER: "user",
         _T.PRINCIPAL_KIND_SLACK: "slack",
@@ -159,8 +149,8 @@ PRINCIPAL_KIND = EnumTable[_T.PrincipalKind.ValueType](
 )
 
 # TASK_EVENT_TYPE_HEARTBEAT is absent on purpose: the bridge makes heartbeats, the platform never sends one.
-TASK_EVENT_TYPE = EnumTable[_V.TaskEventType.ValueType](
-    "TaskEventType",
+TASK_EVENT_TYPE = EnumTable(
+    _V.TaskEventType,
     {
         _V.TASK_EVENT_TYPE_CONNECTED: "connected",
         _V.TASK_EVENT_TYPE_TASK_CREATED: "task_created",
@@ -193,8 +183,8 @@ TASK_EVENT_TYPE = EnumTable[_V.TaskEventType.ValueType](
     },
 )
 
-AUTH_EVENT_TYPE = EnumTable[_V.AuthEventType.ValueType](
-    "AuthEventType",
+AUTH_EVENT_TYPE = EnumTable(
+    _V.AuthEventType,
     {
         _V.AUTH_EVENT_TYPE_NOT_SUPPORTED: "not_supported",
         _V.AUTH_EVENT_TYPE_LOGIN_REQUIRED: "login_required",
@@ -203,8 +193,8 @@ AUTH_EVENT_TYPE = EnumTable[_V.AuthEventType.ValueType](
     },
 )
 
-TASK_COMPACTIZATION_TYPE = EnumTable[_V.TaskCompactizationType.ValueType](
-    "TaskCompactizationType",
+TASK_COMPACTIZATION_TYPE = EnumTable(
+    _V.TaskCompactizationType,
     {
         _V.TASK_COMPACTIZATION_TYPE_RETRY: "retry",
         _V.TASK_COMPACTIZATION_TYPE_SUMMARIZATION: "summarization",
@@ -216,30 +206,3 @@ TASK_COMPACTIZATION_TYPE = EnumTable[_V.TaskCompactizationType.ValueType](
         _V.TASK_COMPACTIZATION_TYPE_COMPACTION_ERROR: "compaction_error",
     },
 )
-
-TABLES: tuple[EnumTable[Any], ...] = (
-    TASK_STATUS,
-    OUTPUT_FORMAT,
-    THINK_MODE,
-    LLM_REASONING_EFFORT,
-    MCP_SERVER_TYPE,
-    MCP_SERVER_TRANSPORT,
-    MCP_SERVER_AUTH_TYPE,
-    MCP_SERVER_SSO_TOKEN_MODE,
-    ATTACHMENT_KIND,
-    PRINCIPAL_KIND,
-    TASK_EVENT_TYPE,
-    AUTH_EVENT_TYPE,
-    TASK_COMPACTIZATION_TYPE,
-)
-"""Every table, for checks that each covers its whole enum."""
-
-
-def status_to_platform(status: task_pb2.TaskStatus.ValueType) -> str:
-    """The wire string of a task status (`pending`, ...); ValueError for TASK_STATUS_UNSPECIFIED."""
-    return TASK_STATUS.to_platform(status)
-
-
-def status_from_platform(string: str) -> task_pb2.TaskStatus.ValueType:
-    """The task status of a wire string; TASK_STATUS_UNSPECIFIED when the string is unknown."""
-    return TASK_STATUS.by_wire.get(string, task_pb2.TASK_STATUS_UNSPECIFIED)

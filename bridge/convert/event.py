@@ -1,4 +1,4 @@
-"""SSE event envelopes (§5.3) -> `TaskEvent`, with a typed payload where the platform's shape is known.
+"""SSE event envelopes -> `TaskEvent`, with a typed payload where the platform's shape is known.
 
 Event data never makes a conversion fail: when typed conversion of a known type does not fit, the raw `data`
 is kept instead, and unknown types carry their raw `data` with `type_name` naming them.
@@ -100,6 +100,16 @@ def _fill_identity(event: events_pb2.TaskEvent, identity: dict[str, Any]) -> Non
         event.identity.icon = icon
 
 
+def _copy(
+    target: Any, data: Mapping[str, Any], keys: tuple[str, ...], expect: Callable[[str, Any], Any]
+) -> None:
+    """Set on `target` each of `keys` that `data` holds and is not null, read with `expect`."""
+    for key in keys:
+        value = data.get(key)
+        if value is not None:
+            setattr(target, key, expect(key, value))
+
+
 def _task(event: events_pb2.TaskEvent, data: Any) -> None:
     fill_task(event.task, data)
 
@@ -116,27 +126,18 @@ def _tool_call(event: events_pb2.TaskEvent, data: Any) -> None:
     call = event.tool_call
     call.request_id = expect_str("request_id", data.get("request_id"))
     call.operation_id = expect_str("operation_id", data.get("operation_id"))
-    for key in _TOOL_CALL_STRINGS:
-        value = data.get(key)
-        if value is not None:
-            setattr(call, key, expect_str(key, value))
+    _copy(call, data, _TOOL_CALL_STRINGS, expect_str)
     payload = data.get("payload")
     if payload is not None:
         fill_value(call.payload, payload)
     result = data.get("result")
     if result is not None:
         fill_value(call.result, result)
-    is_error = data.get("is_error")
-    if is_error is not None:
-        call.is_error = expect_bool("is_error", is_error)
+    _copy(call, data, ("is_error",), expect_bool)
     reasoning = data.get("reasoning")
     if reasoning is not None:
-        reasoning = expect_dict("reasoning", reasoning)
         call.reasoning.SetInParent()
-        for key in ("title", "description"):
-            value = reasoning.get(key)
-            if value is not None:
-                setattr(call.reasoning, key, expect_str(key, value))
+        _copy(call.reasoning, expect_dict("reasoning", reasoning), ("title", "description"), expect_str)
 
 
 def _plan(event: events_pb2.TaskEvent, data: Any) -> None:
@@ -155,11 +156,7 @@ def _auth(event: events_pb2.TaskEvent, data: Any) -> None:
     details = data.get("data")
     if details is None:
         return
-    details = expect_dict("data", details)
-    for key in _AUTH_STRINGS:
-        value = details.get(key)
-        if value is not None:
-            setattr(auth, key, expect_str(key, value))
+    _copy(auth, expect_dict("data", details), _AUTH_STRINGS, expect_str)
 
 
 def _compactization(event: events_pb2.TaskEvent, data: Any) -> None:
@@ -181,16 +178,9 @@ def _context_status(event: events_pb2.TaskEvent, data: Any) -> None:
     data = expect_dict("data", data)
     status = event.context_status
     status.SetInParent()
-    for key in _CONTEXT_INTS:
-        value = data.get(key)
-        if value is not None:
-            setattr(status, key, expect_int(key, value))
-    percent = data.get("percent")
-    if percent is not None:
-        status.percent = expect_float("percent", percent)
-    compacting = data.get("compacting")
-    if compacting is not None:
-        status.compacting = expect_bool("compacting", compacting)
+    _copy(status, data, _CONTEXT_INTS, expect_int)
+    _copy(status, data, ("percent",), expect_float)
+    _copy(status, data, ("compacting",), expect_bool)
 
 
 _V = events_pb2

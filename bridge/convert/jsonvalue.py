@@ -10,7 +10,7 @@ from google.protobuf import struct_pb2
 
 from bridge.convert.payload import PayloadError, json_type
 
-__all__ = ["fill_struct", "fill_value", "struct_to_json", "to_struct", "to_value", "value_to_json"]
+__all__ = ["fill_struct", "fill_value", "struct_to_json", "value_to_json"]
 
 # Integral doubles print as integers (`5`, not `5.0`) up to 2**53, where doubles stop being exact; JSON
 # Schema keywords such as `maxLength` must be integers, and json_format renders them the same way.
@@ -49,20 +49,6 @@ def fill_value(target: struct_pb2.Value, value: Any) -> None:
             fill_value(values.add(), item)
     else:
         raise PayloadError(f"{json_type(value)} is not a JSON value")
-
-
-def to_struct(obj: Mapping[str, Any]) -> struct_pb2.Struct:
-    """A new Struct holding the JSON object `obj`."""
-    struct = struct_pb2.Struct()
-    fill_struct(struct, obj)
-    return struct
-
-
-def to_value(value: Any) -> struct_pb2.Value:
-    """A new Value holding any decoded JSON value."""
-    result = struct_pb2.Value()
-    fill_value(result, value)
-    return result
 
 
 def struct_to_json(struct: struct_pb2.Struct) -> dict[str, Any]:

@@ -1,8 +1,8 @@
-"""Platform Task JSON (§3) and task list items (§4.2) -> `Task`.
+"""Platform Task JSON and task list items -> `Task`.
 
 Unknown keys are ignored, `null` means unset, unknown enum strings become *_UNSPECIFIED with the raw string
 kept in `unrecognized_enum_values`; a value of the wrong JSON type raises PayloadError naming its key.
-Each key is dispatched through a table of setters, so a snapshot costs one dict lookup per key present.
+Each message has a table from JSON key to setter; the JSON key is the proto field name throughout.
 """
 
 from __future__ import annotations
@@ -12,19 +12,7 @@ from typing import Any, TypeVar
 
 from google.protobuf import struct_pb2
 
-from bridge.convert.enums import (
-    ATTACHMENT_KIND,
-    LLM_REASONING_EFFORT,
-    MCP_SERVER_AUTH_TYPE,
-    MCP_SERVER_SSO_TOKEN_MODE,
-    MCP_SERVER_TRANSPORT,
-    MCP_SERVER_TYPE,
-    OUTPUT_FORMAT,
-    PRINCIPAL_KIND,
-    TASK_STATUS,
-    THINK_MODE,
-    EnumTable,
-)
+from bridge.convert import enums
 from bridge.convert.jsonvalue import fill_struct
 from bridge.convert.payload import (
     PayloadError,
@@ -43,6 +31,7 @@ __all__ = ["fill_deep_planning", "fill_task", "task_from_list_item", "task_from_
 _E = TypeVar("_E", bound=int)
 _Setter = Callable[[Any, str, Any], None]
 """Sets the field named like the JSON key on a message from a non-null JSON value."""
+_Setters = Mapping[str, _Setter]
 
 
 def task_from_platform(data: Mapping[str, Any]) -> task_pb2.Task:
@@ -55,45 +44,37 @@ def task_from_platform(data: Mapping[str, Any]) -> task_pb2.Task:
 def task_from_list_item(data: Mapping[str, Any]) -> task_pb2.Task:
     """The Task of one element of a task-history array (TasksListItem: the keys the listing carries)."""
     task = task_pb2.Task()
-    _fill(task, data, _LIST_ITEM_SETTERS, _LIST_ITEM_REQUIRED, "task list item")
+    _fill_checked(task, data, _LIST_ITEM_SETTERS, _LIST_ITEM_REQUIRED, "task list item")
     return task
 
 
 def fill_task(task: task_pb2.Task, data: Mapping[str, Any]) -> None:
     """Fill an empty `task` from a platform Task JSON object (see task_from_platform)."""
-    _fill(task, data, _TASK_SETTERS, _TASK_REQUIRED, "task")
+    _fill_checked(task, data, _TASK_SETTERS, _TASK_REQUIRED, "task")
 
 
-def _fill(
-    message: task_pb2.Task,
-    data: Mapping[str, Any],
-    setters: Mapping[str, _Setter],
-    required: tuple[str, ...],
-    what: str,
+def fill_deep_planning(plan: task_pb2.DeepPlanning, data: Mapping[str, Any]) -> None:
+    """Fill `plan` from a DeepPlanning JSON object."""
+    _fill(plan, data, _DEEP_PLANNING_SETTERS)
+
+
+def _fill_checked(
+    task: task_pb2.Task, data: Mapping[str, Any], setters: _Setters, required: tuple[str, ...], what: str
 ) -> None:
     if not isinstance(data, Mapping):
         raise PayloadError(f"expected a {what} object, got {type(data).__name__}")
     for key in required:
         if data.get(key) is None:
             raise PayloadError("is required", key=key)
-    _fill_plain(message, data, setters)
+    _fill(task, data, setters)
 
 
-def _fill_plain(message: Any, data: Mapping[str, Any], setters: Mapping[str, _Setter]) -> None:
+def _fill(message: Any, data: Mapping[str, Any], setters: _Setters) -> None:
     key = ""
     try:
         for key, value in data.items():
-            if value is None:
-                continue
             setter = setters.get(key)
-            if setter is None:
-                continue
-            # Strings and booleans are most keys of a snapshot: set them here, without two more calls each.
-            if (setter is _set_str and type(value) is str) or (
-                setter is _set_bool and (value is True or value is False)
-            ):
-                setattr(message, key, value)
-            else:
+            if setter is not None and value is not None:
                 setter(message, key, value)
     except PayloadError:
         raise
@@ -102,15 +83,12 @@ def _fill_plain(message: Any, data: Mapping[str, Any], setters: Mapping[str, _Se
         raise PayloadError(f"cannot be represented: {error}", key=key) from error
 
 
-# Setters, one per JSON type of field; the JSON key is the proto field name throughout §3.1.
-
-
 def _set_str(message: Any, key: str, value: Any) -> None:
     setattr(message, key, expect_str(key, value))
 
 
 def _set_quirk_str(message: Any, key: str, value: Any) -> None:
-    # Platforms saving tasks from SDK v2.0.266 may echo these keys list-wrapped (`[null]`), see §3.4.
+    # Platforms saving tasks from SDK v2.0.266 may echo these keys list-wrapped (`[null]`).
     if type(value) is list and len(value) == 1:
         value = value[0]
         if value is None:
@@ -135,23 +113,29 @@ def _set_timestamp(message: Any, key: str, value: Any) -> None:
 
 
 def _set_struct(message: Any, key: str, value: Any) -> None:
+    obj = expect_dict(key, value)
     struct: struct_pb2.Struct = getattr(message, key)
     struct.SetInParent()
     try:
-        fill_struct(struct, expect_dict(key, value))
+        fill_struct(struct, obj)
     except PayloadError as error:
-        raise error.within(key) if error.key != key else error from None
+        raise error.within(key) from None
 
 
 def _set_str_list(message: Any, key: str, value: Any) -> None:
     items = expect_list(key, value)
     for index, item in enumerate(items):
-        if type(item) is not str:
-            expect_str(f"{key}[{index}]", item)
+        expect_str(f"{key}[{index}]", item)
     getattr(message, key).extend(items)
 
 
-def _enum_setter(table: EnumTable[_E]) -> _Setter:
+def _set_str_map(message: Any, key: str, value: Any) -> None:
+    target = getattr(message, key)
+    for name, item in expect_dict(key, value).items():
+        target[name] = expect_str(f"{key}.{name}", item)
+
+
+def _enum_setter(table: enums.EnumTable[_E]) -> _Setter:
     by_wire = table.by_wire
 
     def set_enum(message: Any, key: str, value: Any) -> None:
@@ -165,86 +149,37 @@ def _enum_setter(table: EnumTable[_E]) -> _Setter:
     return set_enum
 
 
-def _nested(fill: Callable[[Any, dict[str, Any]], None]) -> _Setter:
+def _nested(setters: _Setters) -> _Setter:
     """A setter filling a sub-message from a JSON object, with errors keyed from the parent."""
 
     def set_nested(message: Any, key: str, value: Any) -> None:
+        obj = expect_dict(key, value)
         child = getattr(message, key)
         child.SetInParent()
         try:
-            fill(child, expect_dict(key, value))
+            _fill(child, obj, setters)
         except PayloadError as error:
-            raise (error if error.key == key else error.within(key)) from None
+            raise error.within(key) from None
 
     return set_nested
 
 
-def _repeated(fill: Callable[[Any, dict[str, Any]], None]) -> _Setter:
+def _repeated(setters: _Setters) -> _Setter:
     """A setter appending one sub-message per object of a JSON array."""
 
     def set_repeated(message: Any, key: str, value: Any) -> None:
-        # The SDK v2.0.266 quirk of §3.4 can wrap an empty list once more: `[[]]`.
         items = expect_list(key, value)
-        if len(items) == 1 and items[0] == []:
+        # The same SDK v2.0.266 quirk can wrap an empty list once more.
+        if items == [[]]:
             return
         container = getattr(message, key)
         for index, item in enumerate(items):
             try:
-                fill(container.add(), expect_dict("", item))
+                _fill(container.add(), expect_dict("", item), setters)
             except PayloadError as error:
                 raise error.within(f"[{index}]").within(key) from None
 
     return set_repeated
-
-
-def _fill_user(user: task_pb2.User, data: dict[str, Any]) -> None:
-    _fill_plain(user, data, _USER_SETTERS)
-
-
-def _fill_attachment(attachment: task_pb2.Attachment, data: dict[str, Any]) -> None:
-    _fill_plain(attachment, data, _ATTACHMENT_SETTERS)
-
-
-def _fill_principal(principal: task_pb2.Principal, data: dict[str, Any]) -> None:
-    _fill_plain(principal, data, _PRINCIPAL_SETTERS)
-
-
-def _fill_input(task_input: task_pb2.TaskInput, data: dict[str, Any]) -> None:
-    _fill_plain(task_input, data, _INPUT_SETTERS)
-
-
-def _fill_mcp_server(server: task_pb2.MCPServerDetails, data: dict[str, Any]) -> None:
-    _fill_plain(server, data, _MCP_SERVER_SETTERS)
-
-
-def _fill_tokens(tokens: task_pb2.Tokens, data: dict[str, Any]) -> None:
-    _fill_plain(tokens, data, _TOKENS_SETTERS)
-    if data.get("total_tokens") is None:
-        # The SDK always serialises the computed total; recompute it when a producer left it out.
-        tokens.total_tokens = tokens.completion_tokens + tokens.prompt_tokens
-
-
-def _fill_deep_planning_item(item: task_pb2.DeepPlanningItem, data: dict[str, Any]) -> None:
-    _fill_plain(item, data, _DEEP_PLANNING_ITEM_SETTERS)
-
-
-def fill_deep_planning(plan: task_pb2.DeepPlanning, data: dict[str, Any]) -> None:
-    """Fill `plan` from a DeepPlanning JSON object (§3.3)."""
-    _fill_plain(plan, data, _DEEP_PLANNING_SETTERS)
-
-
-def _fill_hitl(request: task_pb2.HumanInTheLoopRequest, data: dict[str, Any]) -> None:
-    _fill_plain(request, data, _HITL_SETTERS)
-
-
-def _fill_eca(request: task_pb2.PendingECARequest, data: dict[str, Any]) -> None:
-    _fill_plain(request, data, _ECA_SETTERS)
-
-
-def _set_headers(message: Any, key: str, value: Any) -> None:
-    target = getattr(message, key)
-    for name, item in expect_dict(key, value).items():
-        target[name] = expect_str(f"{key}.{name}", item)
 
 
 _USER_SETTERS: dict[str, _Setter] = {
@@ -261,7 +196,7 @@ _ATTACHMENT_SETTERS: dict[str, _Setter] = {
     "name": _set_str,
     "mime": _set_str,
     "size": _set_int,
-    "kind": _enum_setter(ATTACHMENT_KIND),
+    "kind": _enum_setter(enums.ATTACHMENT_KIND),
     "sha256": _set_str,
     "expires_at": _set_str,
     "source": _set_str,
@@ -269,7 +204,7 @@ _ATTACHMENT_SETTERS: dict[str, _Setter] = {
 }
 
 _PRINCIPAL_SETTERS: dict[str, _Setter] = {
-    "kind": _enum_setter(PRINCIPAL_KIND),
+    "kind": _enum_setter(enums.PRINCIPAL_KIND),
     "id": _set_str,
     "email": _set_str,
     "display_name": _set_str,
@@ -278,59 +213,64 @@ _PRINCIPAL_SETTERS: dict[str, _Setter] = {
 _INPUT_SETTERS: dict[str, _Setter] = {
     "text": _set_str,
     "files": _set_str_list,
-    "user": _nested(_fill_user),
-    "attachments": _repeated(_fill_attachment),
-    "principal": _nested(_fill_principal),
+    "user": _nested(_USER_SETTERS),
+    "attachments": _repeated(_ATTACHMENT_SETTERS),
+    "principal": _nested(_PRINCIPAL_SETTERS),
 }
 
 _MCP_SERVER_SETTERS: dict[str, _Setter] = {
     "id": _set_str,
-    "type": _enum_setter(MCP_SERVER_TYPE),
+    "type": _enum_setter(enums.MCP_SERVER_TYPE),
     "name": _set_str,
     "command": _set_str,
     "url": _set_str,
-    "transport": _enum_setter(MCP_SERVER_TRANSPORT),
-    "auth_type": _enum_setter(MCP_SERVER_AUTH_TYPE),
+    "transport": _enum_setter(enums.MCP_SERVER_TRANSPORT),
+    "auth_type": _enum_setter(enums.MCP_SERVER_AUTH_TYPE),
     "api_key": _set_str,
     "use_secrets_manager": _set_bool,
     "client_id": _set_str,
     "client_secret": _set_str,
-    "headers": _set_headers,
-    "env_vars": _set_headers,
+    "headers": _set_str_map,
+    "env_vars": _set_str_map,
     "allowed_tools": _set_str_list,
     "additional_scopes": _set_str_list,
     "share_user_token_across_other_agents": _set_bool,
-    "sso_token": _enum_setter(MCP_SERVER_SSO_TOKEN_MODE),
+    "sso_token": _enum_setter(enums.MCP_SERVER_SSO_TOKEN_MODE),
     "sso_audience": _set_str,
 }
 
-_TOKENS_SETTERS: dict[str, _Setter] = {
-    "completion_tokens": _set_int,
-    "prompt_tokens": _set_int,
-    "cache_read_tokens": _set_int,
-    "cache_write_tokens": _set_int,
-    "total_tokens": _set_int,
-}
+_set_token_counts = _nested(
+    {
+        "completion_tokens": _set_int,
+        "prompt_tokens": _set_int,
+        "cache_read_tokens": _set_int,
+        "cache_write_tokens": _set_int,
+        "total_tokens": _set_int,
+    }
+)
 
-_DEEP_PLANNING_ITEM_SETTERS: dict[str, _Setter] = {"id": _set_str, "title": _set_str, "completed": _set_bool}
+
+def _set_tokens(task: task_pb2.Task, key: str, value: Any) -> None:
+    _set_token_counts(task, key, value)
+    if value.get("total_tokens") is None:
+        # The SDK always serialises the computed total; recompute it when a producer left it out.
+        task.tokens.total_tokens = task.tokens.completion_tokens + task.tokens.prompt_tokens
+
 
 _DEEP_PLANNING_SETTERS: dict[str, _Setter] = {
     "enabled": _set_bool,
     "enforce": _set_bool,
     "started": _set_bool,
     "question_raised": _set_bool,
-    "tasks": _repeated(_fill_deep_planning_item),
+    "tasks": _repeated({"id": _set_str, "title": _set_str, "completed": _set_bool}),
 }
-
-_HITL_SETTERS: dict[str, _Setter] = {"wait_node_id": _set_str}
-_ECA_SETTERS: dict[str, _Setter] = {"connector_name": _set_str, "auth_url": _set_str}
 
 _TASK_SETTERS: dict[str, _Setter] = {
     "id": _set_str,
     "agent_id": _set_str,
     "organization_id": _set_str,
-    "input": _nested(_fill_input),
-    "status": _enum_setter(TASK_STATUS),
+    "input": _nested(_INPUT_SETTERS),
+    "status": _enum_setter(enums.TASK_STATUS),
     "internal_status": _set_str,
     "last_executed_node_id": _set_str,
     "agent_version": _set_str,
@@ -347,11 +287,11 @@ _TASK_SETTERS: dict[str, _Setter] = {
     "is_manually_stopped": _set_bool,
     "payload_extension": _set_struct,
     "execution_kind": _set_str,
-    "hitl_request": _nested(_fill_hitl),
-    "pending_eca_request": _nested(_fill_eca),
+    "hitl_request": _nested({"wait_node_id": _set_str}),
+    "pending_eca_request": _nested({"connector_name": _set_str, "auth_url": _set_str}),
     "source": _set_str,
     "voice_id": _set_str,
-    "output_format": _enum_setter(OUTPUT_FORMAT),
+    "output_format": _enum_setter(enums.OUTPUT_FORMAT),
     "output_schema": _set_struct,
     "events_streaming": _set_bool,
     "is_orchestration": _set_bool,
@@ -364,25 +304,25 @@ _TASK_SETTERS: dict[str, _Setter] = {
     "test_run_node_id": _set_str,
     "user_oidc_token": _set_str,
     "expected_output": _set_quirk_str,
-    "mcp_servers": _repeated(_fill_mcp_server),
+    "mcp_servers": _repeated(_MCP_SERVER_SETTERS),
     "triggering_agent_id": _set_quirk_str,
     "title": _set_quirk_str,
-    "think_mode": _enum_setter(THINK_MODE),
+    "think_mode": _enum_setter(enums.THINK_MODE),
     "disable_attachment_injection": _set_bool,
     "user_tokens": _set_struct,
-    "deep_planning": _nested(fill_deep_planning),
+    "deep_planning": _nested(_DEEP_PLANNING_SETTERS),
     "must_deep_plan": _set_bool,
     "execution_attempts": _set_int,
     "return_metrics": _set_bool,
     "llm_model_provider": _set_str,
     "llm_model_name": _set_str,
-    "llm_reasoning_effort": _enum_setter(LLM_REASONING_EFFORT),
+    "llm_reasoning_effort": _enum_setter(enums.LLM_REASONING_EFFORT),
     "harness_cli": _set_str,
     "permission_mode": _set_str,
-    "tokens": _nested(_fill_tokens),
+    "tokens": _set_tokens,
     "used_tools": _set_str_list,
     "duration": _set_float,
-    # Keys of list items (§4.2); accepted on full tasks too should the platform start sending them.
+    # Keys of list items; accepted on full tasks too should the platform start sending them.
     "user_id": _set_str,
     "parent_task_id": _set_str,
     "updated_at": _set_timestamp,

@@ -1,4 +1,4 @@
-"""The built-in agents: their catalogue entries (§6) and the deterministic answers they give.
+"""The built-in agents: their catalogue entries and the deterministic answers they give.
 
 `demo-agent` thinks, calls a built-in word-count tool on the prompt and answers with the count (or, in
 `output_format=json` with an `output_schema`, a JSON document valid against the schema). `echo-agent` answers

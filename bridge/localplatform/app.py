@@ -24,7 +24,7 @@ _log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # (method, path without the organization segment, route name used by faults and stats, handler).
-# The paths are fixed by the SDK (§2, §4, §5, §6); order matters only where two could match the same path.
+# The paths are fixed by the SDK; order matters only where two could match the same path.
 _PLATFORM_ROUTES: tuple[tuple[str, str, str, Handler], ...] = (
     ("POST", "/agent-execution/{agent_id}", "create_task", handlers.create_task),
     ("GET", "/agent-execution/{task_id}/status", "get_task", handlers.get_task),

@@ -1,4 +1,4 @@
-"""The request bodies the local platform accepts, create (§2.2) and update (§4.1), validated as it would.
+"""The request bodies the local platform accepts, create and update, validated as it would.
 
 Models are strict (no "1" → 1 coercion) so a wrong JSON type is a 422 naming the field, and they ignore
 unknown keys so newer SDKs that send more keys keep working. Enums are `Literal`s of the wire strings.
@@ -6,14 +6,13 @@ unknown keys so newer SDKs that send more keys keep working. Enums are `Literal`
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bridge.localplatform.wire import ApiError
 
 __all__ = [
-    "TASK_STATUSES",
     "TERMINAL_STATUSES",
     "CreateTaskBody",
     "TaskStatus",
@@ -22,7 +21,6 @@ __all__ = [
 ]
 
 TaskStatus = Literal["pending", "executing", "paused", "error", "failed", "completed", "stopped"]
-TASK_STATUSES: frozenset[str] = frozenset(get_args(TaskStatus))
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "error", "stopped"})
 
 OutputFormat = Literal["text", "markdown", "json", "voice"]
@@ -112,7 +110,7 @@ class McpServer(_Strict):
 
 
 class CreateTaskBody(_Strict):
-    """`POST /agent-execution/{agent_id}`: every key of §2.2, all optional with the SDK's defaults."""
+    """`POST /agent-execution/{agent_id}`: every key the SDK sends, all optional with its defaults."""
 
     id: str | None = None
     input: ExecutionInput = Field(default_factory=ExecutionInput)
@@ -179,7 +177,7 @@ class UpdateTaskBody(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _unwrap_head_quirk(cls, data: Any) -> Any:
-        # SDK 2.0.266 sends `[null]` / `[[]]` for these four keys when a Task JSON omitted them (§3.4).
+        # SDK 2.0.266 sends `[null]` / `[[]]` for these four keys when a Task JSON omitted them.
         if not isinstance(data, dict):
             return data
         fixed = dict(data)

@@ -14,11 +14,11 @@ instead, as a platform closing an idle stream would).
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["ROUTE_NAMES", "Fault", "FaultPlan", "RouteName"]
+__all__ = ["Fault", "FaultPlan", "RouteName"]
 
 RouteName = Literal[
     "create_task",
@@ -31,7 +31,6 @@ RouteName = Literal[
     "get_agent",
     "task_events",
 ]
-ROUTE_NAMES: tuple[str, ...] = get_args(RouteName)
 
 
 class Fault(BaseModel):

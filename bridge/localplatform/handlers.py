@@ -1,4 +1,4 @@
-"""The platform's REST routes (§2, §4, §6): parse, one store or lifecycle call, answer JSON."""
+"""The platform's REST routes: parse, one store or lifecycle call, answer JSON."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ __all__ = [
     "update_task",
 ]
 
-# Built-in agents have a single published version; `draft` names the working copy (§10.15).
+# Built-in agents have a single published version; `draft` names the working copy.
 _AGENT_VERSIONS = frozenset({"1", "draft"})
 
 
@@ -55,7 +55,7 @@ async def stop_task(request: web.Request) -> web.Response:
 
 
 async def update_task(request: web.Request) -> web.Response:
-    """`PATCH /agent-execution/{task_id}/update`: `Tasks.aupdate` keys or a whole Task (§4.1)."""
+    """`PATCH /agent-execution/{task_id}/update`: `Tasks.aupdate` keys or a whole Task."""
     state = request.app[STATE]
     record = task_record(state, request.match_info["task_id"])
     body = parse_body(UpdateTaskBody, await request.read())

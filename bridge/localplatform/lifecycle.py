@@ -60,7 +60,7 @@ class Lifecycle:
         self._start_run(record)
 
     def stop(self, record: TaskRecord) -> None:
-        """Stop a task that has not ended; a task already ended is left unchanged (§10.6)."""
+        """Stop a task that has not ended; a task already ended is left unchanged."""
         if record.task["status"] in TERMINAL_STATUSES:
             return
         self._cancel_run(record)

@@ -125,7 +125,7 @@ def _timed(actions: list[Action], delay: float) -> list[Step]:
 
 
 def _think(call_id: str) -> dict[str, Any]:
-    # The SDK's own producers shape reasoning as a ToolCallRequest of the `think` pseudo-tool (§5.4).
+    # The SDK's own producers shape reasoning as a ToolCallRequest of the `think` pseudo-tool.
     thought = {
         "title": "Plan the answer",
         "confidence": 0.9,

@@ -1,4 +1,4 @@
-"""The task event stream (§5), `GET /{organization_id}/agent-execution/{task_id}/events`, as SSE.
+"""The task event stream, `GET /{organization_id}/agent-execution/{task_id}/events`, as SSE.
 
 Each event is `id: <sequence>` + `data: <envelope>`, the sequence 1-based and running on across the runs of a
 continued task. A reader without `Last-Event-ID` starts at the `task_created` of the task's newest run (for a

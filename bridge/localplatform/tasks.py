@@ -1,4 +1,4 @@
-"""The Task JSON document (§3) the local platform keeps and returns, and its list-item form (§4.2)."""
+"""The Task JSON document the local platform keeps and returns, and its list-item form."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def new_task(
     agent_version: str | None,
     now: str,
 ) -> dict[str, Any]:
-    """A freshly created Task with every §3.1 field present, status `pending`."""
+    """A freshly created Task with every Task field present, status `pending`."""
     sent = body.model_dump(mode="json")
     task: dict[str, Any] = {
         "id": task_id,
@@ -95,9 +95,7 @@ def new_task(
     for key in _ECHOED:
         task[key] = sent[key]
     if task["mcp_servers"] is None:
-        task[
-            "mcp_servers"
-        ] = []  # never null: SDK 2.0.266 mangles a missing/null list on its next save (§3.4)
+        task["mcp_servers"] = []  # never null: SDK 2.0.266 mangles a missing/null list on its next save
     return task
 
 
@@ -129,7 +127,7 @@ def _user_id(task: dict[str, Any]) -> str | None:
 
 
 def matches(task: dict[str, Any], filters: dict[str, str]) -> bool:
-    """Whether a task passes the list filters: each given key must equal exactly (§10.2)."""
+    """Whether a task passes the list filters: each given key must equal exactly."""
     for key, wanted in filters.items():
         if key == "user_id":
             actual = _user_id(task)

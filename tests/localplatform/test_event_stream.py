@@ -1,4 +1,4 @@
-"""The task event stream (§5): framing, replay, resume, keep-alives, closing, continued tasks, directives."""
+"""The task event stream: framing, replay, resume, keep-alives, closing, continued tasks, directives."""
 
 from __future__ import annotations
 

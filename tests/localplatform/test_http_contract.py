@@ -174,4 +174,4 @@ async def test_agents_list_and_get(client: httpx.AsyncClient) -> None:
     required = {"id", "organization_id", "name", "unique_name", "framework", "model_provider", "model_name"}
     assert required <= agent.keys()
     assert (agent["graph"], agent["tools"], agent["version"]) == ([], [], 1)
-    assert "environment_id" not in agent  # the SDK rejects an explicit null here (§6.3)
+    assert "environment_id" not in agent  # the SDK rejects an explicit null here

@@ -1,4 +1,4 @@
-"""Create, get, stop, update and list tasks over HTTP, as the SDK calls them (§2-§4)."""
+"""Create, get, stop, update and list tasks over HTTP, as the SDK calls them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import httpx
 
 from tests.localplatform.helpers import ORG, create, wait_status
 
-# Every field of §3.1: the SDK parses a Task with any subset, but the bridge and HEAD clients rely on them.
+# Every Task field: the SDK parses a Task with any subset, but the bridge and HEAD clients rely on them.
 TASK_FIELDS = {
     "id", "agent_id", "organization_id", "input", "status", "internal_status", "last_executed_node_id",
     "agent_version", "created_at", "started_at", "paused_at", "finished_at", "result", "parent_execution",
@@ -79,7 +79,7 @@ async def test_a_minimal_body_gets_the_sdk_defaults(client: httpx.AsyncClient) -
     assert resp.status_code == 200
     assert task["input"] == {"text": "", "files": [], "user": None, "attachments": [], "principal": None}
     assert task["events_streaming"] is False
-    # The four keys SDK 2.0.266 mangles when absent (§3.4) are always present.
+    # The four keys SDK 2.0.266 mangles when absent are always present.
     assert {k: task[k] for k in ("expected_output", "triggering_agent_id", "title", "mcp_servers")} == {
         "expected_output": None,
         "triggering_agent_id": None,
@@ -128,7 +128,7 @@ async def test_stop_a_running_task(client: httpx.AsyncClient) -> None:
     assert stopped["status"] == "stopped"
     assert stopped["is_manually_stopped"] is True
     assert stopped["finished_at"] is not None
-    # Stopping again is a no-op on an ended task (§10.6).
+    # Stopping again is a no-op on an ended task.
     again = (await client.delete(f"/agent-execution/{task['id']}")).json()
     assert again == stopped
 
