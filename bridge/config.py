@@ -243,7 +243,9 @@ class Settings(OpsSettings):
     @field_validator("api_key")
     @classmethod
     def _blank_key_is_none(cls, value: SecretStr | None) -> SecretStr | None:
-        return value if value is not None and value.get_secret_value().strip() else None
+        # A key read from a file often ends with a newline, which must never reach a header.
+        key = value.get_secret_value().strip() if value is not None else ""
+        return SecretStr(key) if key else None
 
     @model_validator(mode="after")
     def _backoff_bounds(self) -> Settings:

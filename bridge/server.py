@@ -31,6 +31,8 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 from pydantic import SecretStr
 
 from bridge.config import Settings, parse_listen
+from bridge.credentials import checked_default_key
+from bridge.ops.auth import UnsafeExposureError
 from bridge.ops.runtime import Operations
 from bridge.ops.tls import upstream_verify
 from bridge.ops.tracing import Tracing
@@ -135,6 +137,7 @@ class BridgeServer:
         self._ops = ops
         host, _ = parse_listen(self._listen)
         ops.check_startup(host)
+        _check_default_key(self._settings)
         if self._settings.local_platform:
             self._settings = await self._start_local_platform(self._settings)
         settings = self._settings
@@ -322,6 +325,14 @@ def pointed_at_local_platform(settings: Settings, url: str, organization_id: str
             "api_key": settings.api_key or SecretStr(LOCAL_API_KEY),
         }
     )
+
+
+def _check_default_key(settings: Settings) -> None:
+    """Refuse to start with a default key that could not travel in a header (serve exits 2 on this)."""
+    try:
+        checked_default_key(settings.api_key.get_secret_value() if settings.api_key else None)
+    except ValueError as error:
+        raise UnsafeExposureError(str(error)) from None
 
 
 def _warn_about_queueing(settings: Settings) -> None:

@@ -7,7 +7,7 @@ The server wires it in with a few calls::
     server = grpc.aio.server(interceptors=ops.interceptors(), options=ops.server_options(),
                              compression=ops.compression())
     port = ops.add_port(server, listen)                  # TLS/mTLS or plaintext
-    transport = ops.upstream_transport(limits=...)       # for the platform client's httpx.AsyncClient
+    transport = ops.upstream_transport(HttpTransport(...))  # observed: metrics, spans, request ids
     await server.start(); await ops.start(health)        # metrics endpoint, probe port
     ...
     await ops.stop()
@@ -16,7 +16,6 @@ The server wires it in with a few calls::
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import grpc
 import httpx
@@ -31,7 +30,7 @@ from bridge.ops.logs import AccessLog, scrub_grpc_logs
 from bridge.ops.metrics import BridgeMetrics, CallMetrics, MetricsServer
 from bridge.ops.probes import start_probe_server
 from bridge.ops.settings import OpsSettings, split_address
-from bridge.ops.tls import server_credentials_from, upstream_verify
+from bridge.ops.tls import server_credentials_from
 from bridge.ops.tracing import Tracing, tracing_from_settings
 from bridge.ops.upstream import upstream_transport
 from bridge.ops.workers import Worker
@@ -129,21 +128,9 @@ class Operations:
             return server.add_insecure_port(address)
         return server.add_secure_port(address, credentials)
 
-    def upstream_transport(
-        self, inner: httpx.AsyncBaseTransport | None = None, **transport_options: Any
-    ) -> httpx.AsyncBaseTransport:
-        """The platform client's HTTP transport: verified TLS, metrics, spans and request-id forwarding.
-
-        httpx's own transport with `transport_options` (e.g. `limits=`), or `inner` observed as it is.
-        """
-        if inner is not None:
-            return upstream_transport(metrics=self.metrics, tracing=self.tracing, inner=inner)
-        return upstream_transport(
-            verify=upstream_verify(self.settings.upstream_ca_bundle),
-            metrics=self.metrics,
-            tracing=self.tracing,
-            **transport_options,
-        )
+    def upstream_transport(self, inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+        """`inner` with metrics, spans and request-id forwarding around each platform request."""
+        return upstream_transport(inner, metrics=self.metrics, tracing=self.tracing)
 
     async def start(self, health: health_aio.HealthServicer | None = None) -> None:
         """Open the metrics endpoint and the plaintext probe port when configured."""

@@ -1,7 +1,7 @@
 """The HTTP transport under the platform client: metrics, a span and trace/request-id headers per request.
 
-The platform client builds its `httpx.AsyncClient` with `transport=upstream_transport(...)` and names each
-request's route in its extensions (`extensions={"bridge.route": "create_task"}`, as the platform client does).
+The server wraps each pool's transport with `upstream_transport(inner)`; the platform client names each
+request's route in its extensions (`extensions={ROUTE_EXTENSION: "create_task"}`).
 Requests without one are counted under `other`, never under their URL, whose ids would grow the label set.
 Latency is measured to the response headers, which for an event stream is the time to connect.
 """
@@ -9,10 +9,8 @@ Latency is measured to the response headers, which for an event stream is the ti
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 import urllib.request
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,11 +18,11 @@ import httpx
 from bridge.ops.logs import REQUEST_ID_METADATA, current_request_id
 from bridge.ops.metrics import BridgeMetrics
 from bridge.ops.tracing import Tracing
+from bridge.platform.client import ROUTE_EXTENSION
+from bridge.platform.transport import HttpTransport
 
 __all__ = ["ROUTE_EXTENSION", "ObservedTransport", "environment_proxy", "upstream_transport"]
 
-ROUTE_EXTENSION = "bridge.route"
-"""Key of `httpx.Request.extensions` naming the platform route (e.g. `create_task`, `task_events`)."""
 
 _UNNAMED_ROUTE = "other"
 
@@ -77,24 +75,13 @@ class ObservedTransport(httpx.AsyncBaseTransport):
 
 
 def upstream_transport(
+    inner: httpx.AsyncBaseTransport | None = None,
     *,
-    verify: ssl.SSLContext | bool = True,
     metrics: BridgeMetrics | None = None,
     tracing: Tracing | None = None,
-    inner: httpx.AsyncBaseTransport | None = None,
-    **transport_options: Any,
 ) -> httpx.AsyncBaseTransport:
-    """An `httpx.AsyncHTTPTransport(verify=..., **transport_options)` (e.g. `limits=`), observed.
-
-    Pass it as `httpx.AsyncClient(transport=...)`; the client's own `verify` and `limits` are then unused, so
-    give them here. `inner` observes another transport instead (e.g. aiohttp's), which brings its own TLS
-    verification and pool limits: `verify` and `transport_options` must then be left out.
-    """
-    if inner is None:
-        inner = httpx.AsyncHTTPTransport(verify=verify, **transport_options)
-    elif transport_options or verify is not True:
-        raise TypeError("verify and transport options apply to httpx's own transport, not to a given one")
-    return ObservedTransport(inner, metrics=metrics, tracing=tracing)
+    """`inner` (by default the bridge's own `HttpTransport`, verifying against the system CAs) observed."""
+    return ObservedTransport(inner or HttpTransport(), metrics=metrics, tracing=tracing)
 
 
 def environment_proxy(url: str) -> str | None:

@@ -17,9 +17,7 @@ added, so an `httpx.AsyncClient` would add CPU and nothing else. Every answer is
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -36,7 +34,14 @@ from bridge.errors import BridgeError, ResourceExhausted, from_http_status
 from bridge.platform import jsonbody
 from bridge.platform.body import ACCEPT_ENCODING, BodyTooLarge, UnsupportedEncoding, read_body
 from bridge.platform.eventstream import EventStream
-from bridge.platform.failures import Unreachable, malformed, translated
+from bridge.platform.failures import (
+    Unreachable,
+    error_detail,
+    malformed,
+    retry_after,
+    too_deep,
+    translated,
+)
 from bridge.platform.failures import deadline as deadline_error
 
 __all__ = ["ROUTE_EXTENSION", "EventStream", "PlatformClient", "UpstreamLimits"]
@@ -47,7 +52,6 @@ ROUTE_EXTENSION: Final = "bridge.route"
 """Key of the route name in every request's httpx `extensions`."""
 
 _USER_HISTORY_PREFIX = "agent-execution/executions/history/user/"
-_MAX_ERROR_TEXT = 300
 # An error answer is read only for its explanation; the rest is dropped unread.
 _MAX_ERROR_BODY = 64 * 1024
 # Waits between attempts of a read whose connection could not be opened (the request was never sent).
@@ -253,7 +257,7 @@ class PlatformClient:
         try:
             return jsonbody.loads(body, max_depth=self._limits.json_depth)
         except jsonbody.TooDeep:
-            raise _too_deep(route, self._limits.json_depth) from None
+            raise too_deep(route, self._limits.json_depth) from None
         except orjson.JSONDecodeError as error:
             raise malformed(route, response.status_code, "the body is not valid JSON") from error
 
@@ -265,9 +269,9 @@ class PlatformClient:
             body = b""  # the status alone still says what went wrong
         return from_http_status(
             response.status_code,
-            _error_detail(body, self._limits.json_depth),
+            error_detail(body, self._limits.json_depth),
             route=route,
-            retry_after=_retry_after(response.headers.get("retry-after"), self._limits.retry_after),
+            retry_after=retry_after(response.headers.get("retry-after"), self._limits.retry_after),
         )
 
     # --- Event stream ------------------------------------------------------------------------------------
@@ -357,61 +361,10 @@ class _URLCache:
 # --- Errors ------------------------------------------------------------------------------------------------
 
 
-def _too_deep(route: str, limit: int) -> ResourceExhausted:
-    return ResourceExhausted(
-        f"the platform's answer to {route} nests JSON deeper than the bridge accepts ({limit} levels)",
-        reason="UPSTREAM_JSON_TOO_DEEP",
-        metadata={"route": route, "limit": str(limit)},
-    )
-
-
 def _expect_object(data: Any, route: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise malformed(route, 200, f"expected a JSON object, got {_json_type(data)}")
     return data
-
-
-def _error_detail(body: bytes, max_depth: int) -> str:
-    """The platform's explanation: FastAPI's `detail` (string or validation list), else the body text."""
-    try:
-        parsed = jsonbody.loads(body, max_depth=max_depth) if body else None
-    except (orjson.JSONDecodeError, jsonbody.TooDeep):
-        return body.decode("utf-8", "replace").strip()[:_MAX_ERROR_TEXT]
-    if isinstance(parsed, dict):
-        detail = parsed.get("detail", parsed.get("error", parsed.get("message")))
-        if isinstance(detail, str):
-            return detail[:_MAX_ERROR_TEXT]
-        if isinstance(detail, list):
-            return "; ".join(_validation_item(item) for item in detail[:20])[:_MAX_ERROR_TEXT]
-        if detail is not None:
-            return orjson.dumps(detail).decode()[:_MAX_ERROR_TEXT]
-    return "" if parsed is None else orjson.dumps(parsed).decode()[:_MAX_ERROR_TEXT]
-
-
-def _validation_item(item: Any) -> str:
-    if isinstance(item, dict) and "msg" in item:
-        location = item.get("loc")
-        where = ".".join(str(part) for part in location) if isinstance(location, list) else ""
-        return f"{where}: {item['msg']}" if where else str(item["msg"])
-    return orjson.dumps(item).decode()
-
-
-def _retry_after(value: str | None, cap: float) -> float | None:
-    """Seconds from `Retry-After` (delta-seconds or an HTTP date), at most `cap`; None when unreadable."""
-    if value is None or not value.strip() or len(value) > 64:
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-            seconds = when.timestamp() - time.time()
-        except (TypeError, ValueError, OverflowError):
-            return None
-    if math.isnan(seconds):
-        return None
-    return min(max(seconds, 0.0), cap)
 
 
 def _json_type(value: Any) -> str:

@@ -25,6 +25,7 @@ from google.rpc import error_details_pb2, status_pb2
 from pydantic import SecretStr
 
 from bridge.config import Settings
+from bridge.ops.auth import UnsafeExposureError
 from bridge.server import BridgeServer
 from tests.e2e.harness import API_KEY, Stack, bridge_stack, failure_of
 from tests.e2e.processes import BIN, environment
@@ -279,3 +280,12 @@ async def test_serve_refuses_a_default_key_outside_the_character_set_in_one_line
     assert len(lines) == 1, lines
     assert "XPANDER_API_KEY" in lines[0]
     assert key not in lines[0]
+
+
+async def test_an_embedded_bridge_refuses_a_default_key_that_cannot_travel_in_a_header() -> None:
+    settings = Settings(
+        listen="127.0.0.1:0", api_key=SecretStr("key with spaces"), base_url="http://127.0.0.1:9"
+    )
+    with pytest.raises(UnsafeExposureError, match="XPANDER_API_KEY"):
+        await BridgeServer(settings).start()
+    assert Settings(api_key=SecretStr(" padded-key\n")).api_key == SecretStr("padded-key")
