@@ -159,12 +159,13 @@ go-example: go-deps
 node-example: node-deps
 	cd examples/node && npm run --silent build
 
-# --- Benchmarks (bench/, README "Performance"): h2load, the bench extra and the SDK venv ------------------------
+# --- Benchmarks (bench/, bench/README.md): h2load, the bench extra and the SDK venv ------------------------------
 
 .PHONY: bench bench-tools
 
 BENCH_STAMP := $(VENV)/.bench-installed
-# e.g. `make bench BENCH_ARGS="--plan full"` (M9 at 100,000 cycles) or BENCH_ARGS=--no-wait
+# e.g. BENCH_ARGS="--plan full" (M9 at 100,000 cycles), BENCH_ARGS=--no-wait, or, to compare two commits,
+# BENCH_ARGS="--plan quick" then BENCH_ARGS="--plan quick --tree ../other-checkout --out build/bench-other"
 BENCH_ARGS ?=
 
 # h2load drives the benchmarks; the test suite's harness smoke test needs it too.

@@ -1,117 +1,91 @@
-"""Closed- and open-loop drivers for Python clients (the baselines), with standard-library imports only.
+"""Closed- and open-loop drivers for the Python baselines, the event loop they run on, and percentiles.
 
-The official SDK baseline runs in its own virtual environment (`.venv-sdk`) without the project installed,
-so this module and `bench.stats` import nothing but the standard library.
+The official SDK baseline runs in its own virtual environment without the project installed, so this module
+imports only the standard library (and uvloop when asked for).
 """
 
-from __future__ import annotations
-
 import asyncio
+import math
+import statistics
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Literal, TypeVar
 
-from bench.stats import percentiles
-
-__all__ = ["Call", "closed_loop", "open_loop"]
-
+_T = TypeVar("_T")
 Call = Callable[[], Awaitable[object]]
+Caught = tuple[type[BaseException], ...]
+_SHARES = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "p99.9": 0.999}
 
 
-async def closed_loop(
-    call: Call,
-    requests: int,
-    concurrency: int,
-    errors_caught: tuple[type[BaseException], ...],
-    max_seconds: float | None = None,
-) -> dict[str, Any]:
-    """`requests` calls made by `concurrency` workers back to back: the maximum rate at that concurrency.
+def run(coro: Coroutine[Any, Any, _T], loop: Literal["asyncio", "uvloop"]) -> _T:
+    """Run `coro` to completion on a new event loop of kind `loop`."""
+    if loop == "uvloop":
+        import uvloop
 
-    With `max_seconds`, no call starts after that many seconds (a client that collapses under concurrency
-    would otherwise hold the whole benchmark up)."""
-    latencies: list[float] = []
-    errors: Counter[str] = Counter()
-    remaining = requests
-    stop_at = time.perf_counter() + max_seconds if max_seconds else float("inf")
+        return uvloop.run(coro)
+    return asyncio.run(coro)
+
+
+def percentiles(sample_ms: Sequence[float]) -> dict[str, float]:
+    """Count, p50, p90, p99, p99.9, max and mean of latencies in milliseconds; NaNs for an empty sample."""
+    ordered = sorted(sample_ms) or [math.nan]
+    # Nearest rank: the smallest value with at least that share of the sample at or below it.
+    ranks = {name: ordered[max(0, math.ceil(share * len(ordered)) - 1)] for name, share in _SHARES.items()}
+    summary = {**ranks, "max": ordered[-1], "mean": sum(ordered) / len(ordered)}
+    return {"count": len(sample_ms), **{name: round(value, 3) for name, value in summary.items()}}
+
+
+def median(values: list[float]) -> float:
+    """The median, NaN for no values."""
+    return float(statistics.median(values)) if values else math.nan
+
+
+class _Timed:
+    """A call timed: the latencies (ms) of those that answered, the error names of those that failed."""
+
+    def __init__(self, call: Call, caught: Caught) -> None:
+        self.call, self.caught, self.latencies, self.errors = call, caught, list[float](), Counter[str]()
+
+    async def __call__(self, record: bool = True) -> None:
+        started = time.perf_counter()
+        try:
+            await self.call()
+        except self.caught as error:
+            self.errors[type(error).__name__] += 1
+            return
+        if record:
+            self.latencies.append((time.perf_counter() - started) * 1000)
+
+    def summary(self, **more: Any) -> dict[str, Any]:
+        return {**more, "errors": dict(self.errors), "latency_ms": percentiles(self.latencies)}
+
+
+async def closed_loop(call: Call, requests: int, concurrency: int, caught: Caught) -> dict[str, Any]:
+    """`requests` calls by `concurrency` workers back to back: the maximum rate at that concurrency. No call
+    starts after ten seconds: a client that collapses under concurrency would hold the run up."""
+    timed, remaining, started = _Timed(call, caught), requests, time.perf_counter()
 
     async def worker() -> None:
         nonlocal remaining
-        while remaining > 0 and time.perf_counter() < stop_at:
+        while remaining > 0 and time.perf_counter() < started + 10:
             remaining -= 1
-            started = time.perf_counter()
-            try:
-                await call()
-            except errors_caught as error:
-                errors[type(error).__name__] += 1
-                continue
-            latencies.append((time.perf_counter() - started) * 1000)
+            await timed()
 
-    started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    seconds = time.perf_counter() - started
-    return {
-        "mode": "closed",
-        "requests": requests,
-        "concurrency": concurrency,
-        "seconds": round(seconds, 3),
-        "req_per_s": round(len(latencies) / seconds, 1),
-        "ok": len(latencies),
-        "errors": dict(errors),
-        "latency_ms": percentiles(latencies).as_dict(),
-    }
+    return timed.summary(req_per_s=round(len(timed.latencies) / (time.perf_counter() - started), 1))
 
 
-async def open_loop(
-    call: Call,
-    rate: float,
-    seconds: float,
-    errors_caught: tuple[type[BaseException], ...],
-    warm_up: float = 1.0,
-    drain: float = 10.0,
-) -> dict[str, Any]:
-    """Calls started every 1/`rate` s for `seconds` whatever the outstanding ones do; the first `warm_up`
-    seconds are not recorded. Latency runs from each call's start to its answer. Calls still unanswered
-    `drain` seconds after the last one started are cancelled and counted as `unfinished` errors."""
-    latencies: list[float] = []
-    errors: Counter[str] = Counter()
-    lateness: list[float] = []
-
-    async def one(record: bool) -> None:
-        started = time.perf_counter()
-        try:
-            await call()
-        except errors_caught as error:
-            errors[type(error).__name__] += 1
-            return
-        if record:
-            latencies.append((time.perf_counter() - started) * 1000)
-
-    total = int((seconds + warm_up) * rate)
-    warm = int(warm_up * rate)
-    tasks: list[asyncio.Task[None]] = []
-    begin = time.perf_counter()
-    for i in range(total):
-        due = begin + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        lateness.append((time.perf_counter() - due) * 1000)
-        tasks.append(asyncio.ensure_future(one(i >= warm)))
-    issued = time.perf_counter() - begin
-    _, late = await asyncio.wait(tasks, timeout=drain)
+async def open_loop(call: Call, rate: float, seconds: float, caught: Caught) -> dict[str, Any]:
+    """Calls started every 1/`rate` s for `seconds` after one second of warm-up, whatever the outstanding
+    ones do; those unanswered ten seconds after the last start are cancelled and counted `unfinished`."""
+    timed, tasks, begin = _Timed(call, caught), list[asyncio.Task[None]](), time.perf_counter()
+    for i in range(int((seconds + 1) * rate)):
+        await asyncio.sleep(max(0.0, begin + i / rate - time.perf_counter()))
+        tasks.append(asyncio.ensure_future(timed(record=i >= rate)))
+    _, late = await asyncio.wait(tasks, timeout=10)
     for task in late:
         task.cancel()
     if late:
-        errors["unfinished"] += len(late)
-        await asyncio.wait(late)
-    return {
-        "mode": "open",
-        "offered_rate": rate,
-        "achieved_rate": round((total - 1) / issued, 1) if issued > 0 else 0.0,
-        "seconds": round(issued, 3),
-        "ok": len(latencies),
-        "errors": dict(errors),
-        "latency_ms": percentiles(latencies).as_dict(),
-        "schedule_lateness_ms": percentiles(lateness).as_dict(),
-    }
+        timed.errors["unfinished"] = len(late)
+    return timed.summary(offered_rate=rate)

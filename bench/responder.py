@@ -1,29 +1,23 @@
-"""A minimal, fast upstream: replays the local platform's exact responses over HTTP/1.1.
+"""A fast upstream: answers with the local platform's own bytes, captured once at start.
 
-The bridge's figures must measure the bridge, not the platform it calls. The local platform validates every
-body with pydantic and keeps real task state, so on a shared core it caps the rate long before the bridge
-does. This responder answers the same routes with the bytes the local platform produced (captured by
-`bench.capture`), with only the task id made unique (same length, so every response has the same size), and
-costs a few microseconds per request.
+The local platform validates every body with pydantic and keeps real task state, so on a shared core it caps
+the rate long before the bridge does (about 3,200 creates/s against the responder's 82,000). The responder
+runs it in-process once, keeps its answers (a task created with the body the bridge sends, the demo agent,
+the demo run's events) and replays them, only the task id made unique (same length, so every answer has the
+same size). Event streams follow the task id asked for:
 
-Event streams are chosen by the task id the caller asks for:
+- `burst-<n>-…`: task_created, `n` chunk events, task_finished, written at once (events/s);
+- `rate-<hz>-<n>-…`: task_created, then `n` chunks at `hz` per second whose text is the wall-clock time (ns)
+  of the write, then task_finished (event latency);
+- `idle-…`: task_created, then only keep-alive comments every 15 s until the caller goes away.
 
-- `burst-<n>-<anything>`: task_created, `n` chunk events, task_finished, written at once (events/s ceiling).
-- `rate-<hz>-<n>-<anything>`: task_created, then `n` chunks at `hz` per second whose text is the wall-clock
-  time (ns) of the write, then task_finished (event latency).
-- `idle-<anything>`: task_created, then only keep-alive comments every 15 s until the caller goes away.
-- anything else: the captured demo-agent run, then close.
-
-Run: `python -m bench.responder --replay bench/replay.json [--port 0]`; prints `{"port": N}` when listening.
-`GET /_stats` answers the request counts per route and the number of open event streams.
+Options (one JSON argument): `replay` (where the capture is written), `port`. `GET /_stats` counts requests.
 """
 
-from __future__ import annotations
-
-import argparse
 import asyncio
 import itertools
 import json
+import re
 import signal
 import sys
 import time
@@ -31,134 +25,75 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, cast
 
-from bench.loops import LOOPS, LoopKind, run
+import httpx
 
-__all__ = ["Replay", "main", "serve"]
+from bench.frames import create_task_request
+from bench.loadloop import run
+from bridge.convert.create import create_task_to_platform
+from bridge.localplatform import LocalPlatform
 
-_KEEPALIVE_INTERVAL = 15.0
-_TASK_ID_MARKER = "\x00TASKID\x00"
+_LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)", re.IGNORECASE)
+_SSE_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
 
 
-def _json(value: object) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _response(status: int, body: bytes, content_type: bytes = b"application/json") -> bytes:
-    reason = {200: b"OK", 404: b"Not Found", 405: b"Method Not Allowed"}.get(status, b"Error")
-    return b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n\r\n%s" % (
-        status,
-        reason,
-        content_type,
-        len(body),
-        body,
-    )
+async def capture() -> dict[str, Any]:
+    """The local platform's answers to a run's calls."""
+    body = create_task_to_platform(create_task_request()).body
+    async with (
+        LocalPlatform(step_delay=0.001) as platform,
+        httpx.AsyncClient(base_url=platform.url, headers={"x-api-key": "bench-key"}, timeout=10) as http,
+    ):
+        created = (await http.post("/agent-execution/demo-agent", json=body)).raise_for_status().json()
+        path = f"/{platform.organization_id}/agent-execution/{created['id']}/events"
+        async with http.stream("GET", path) as stream:
+            events = [json.loads(line[5:]) async for line in stream.aiter_lines() if line.startswith("data:")]
+        agent = (await http.get("/agents/demo-agent")).raise_for_status().json()
+    return {"organization_id": platform.organization_id, "task": created, "agent": agent, "events": events}
 
 
 def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-_SSE_HEAD = (
-    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
-    b"transfer-encoding: chunked\r\n\r\n"
-)
-_CHUNKED_END = b"0\r\n\r\n"
+def _template(value: dict[str, Any], task_id: str) -> list[bytes]:
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return [part.encode() for part in text.split(task_id)]
 
 
 class Replay:
-    """The captured responses, as byte templates in which only the task id is filled in per request."""
+    """The captured answers as byte templates in which only the task id is filled in."""
 
     def __init__(self, captured: dict[str, Any]) -> None:
         self.organization_id: str = captured["organization_id"]
-        create = captured["create_task"]
-        self.task_id_length = len(create["id"])
-        self._create = self._template(create, create["id"])
-        self._get = self._template(captured["get_task"], captured["get_task"]["id"])
-        self._stop = self._template(captured["stop_task"], captured["stop_task"]["id"])
-        self.agent = _json(captured["get_agent"])
-        events: list[dict[str, Any]] = captured["events"]
-        demo_task = events[0]["task_id"]
-        self._demo = [self._template(event, demo_task) for event in events]
-        by_type = {event["type"]: event for event in events}
-        self._created = self._template(by_type["task_created"], demo_task)
-        self._finished = self._template(by_type["task_finished"], demo_task)
-        chunk = dict(by_type["chunk"])
-        chunk["data"] = "\x00DATA\x00"
-        self._chunk = self._template(chunk, demo_task)
-        self._ids = itertools.count(1)
-
-    @staticmethod
-    def _template(value: dict[str, Any], task_id: str) -> list[bytes]:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-        return [part.encode() for part in text.replace(task_id, _TASK_ID_MARKER).split(_TASK_ID_MARKER)]
-
-    def new_task_id(self) -> str:
-        """A unique task id as long as the captured one."""
-        return f"bench-{next(self._ids):0{self.task_id_length - 6}d}"
-
-    @staticmethod
-    def fill(template: list[bytes], task_id: str) -> bytes:
-        """`template` with `task_id` filled in."""
-        return task_id.encode().join(template)
-
-    def created(self) -> bytes:
-        """Body of a create-task response for a new task."""
-        return self.fill(self._create, self.new_task_id())
-
-    def task(self, task_id: str) -> bytes:
-        """Body of a get-task response."""
-        return self.fill(self._get, task_id)
-
-    def stopped(self, task_id: str) -> bytes:
-        """Body of a stop-task response."""
-        return self.fill(self._stop, task_id)
-
-    def event(self, sequence: int, envelope: bytes) -> bytes:
-        """One SSE frame, as the local platform writes it, wrapped in an HTTP chunk."""
-        return _chunk(b"id: %d\ndata: %b\n\n" % (sequence, envelope))
-
-    def created_event(self, task_id: str) -> bytes:
-        """The task_created envelope of `task_id`."""
-        return self.fill(self._created, task_id)
-
-    def finished_event(self, task_id: str) -> bytes:
-        """The task_finished envelope of `task_id`."""
-        return self.fill(self._finished, task_id)
-
-    def chunk_event(self, task_id: str, text: str) -> bytes:
-        """A chunk envelope of `task_id` carrying `text`."""
-        return self.fill(self._chunk, task_id).replace(b"\\u0000DATA\\u0000", text.encode())
-
-    def demo_events(self, task_id: str) -> list[bytes]:
-        """The captured demo run's envelopes for `task_id`."""
-        return [self.fill(template, task_id) for template in self._demo]
-
-
-class _Stats:
-    def __init__(self) -> None:
-        self.requests: Counter[str] = Counter()
-        self.open_streams = 0
-        self.streams_total = 0
-        self.events_sent = 0
-
-    def as_json(self) -> bytes:
-        return _json(
-            {
-                "requests": dict(self.requests),
-                "open_event_streams": self.open_streams,
-                "event_streams": self.streams_total,
-                "events_sent": self.events_sent,
-            }
+        task = captured["task"]
+        self._task, self._width, self._ids = (
+            _template(task, task["id"]),
+            len(task["id"]) - 6,
+            itertools.count(),
         )
+        self.agent = json.dumps(captured["agent"]).encode()
+        by_type = {event["type"]: event for event in captured["events"]}
+        demo = by_type["task_created"]["task_id"]
+        by_type["chunk"] = {**by_type["chunk"], "data": "\x00DATA\x00"}
+        self._events = {
+            kind: _template(by_type[kind], demo) for kind in ("task_created", "chunk", "task_finished")
+        }
+
+    def task(self) -> bytes:
+        """A new task's JSON."""
+        return f"bench-{next(self._ids):0{self._width}d}".encode().join(self._task)
+
+    def event(self, sequence: int, kind: str, task_id: str, text: str = "") -> bytes:
+        """One SSE frame of `kind` as the local platform writes it, in an HTTP chunk."""
+        envelope = task_id.encode().join(self._events[kind]).replace(b"\\u0000DATA\\u0000", text.encode())
+        return _chunk(b"id: %d\ndata: %b\n\n" % (sequence, envelope))
 
 
 class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection: requests parsed by hand, answered from the replay templates."""
+    """One HTTP/1.1 connection answered from the replay: a stub that trusts what the harness sends."""
 
-    def __init__(self, replay: Replay, stats: _Stats) -> None:
-        self.replay = replay
-        self.stats = stats
-        self.buffer = bytearray()
+    def __init__(self, replay: Replay, stats: Counter[str]) -> None:
+        self.replay, self.stats, self.buffer = replay, stats, bytearray()
         self.transport: asyncio.Transport | None = None
         self.stream: asyncio.Task[None] | None = None
 
@@ -173,139 +108,73 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        while self.transport is not None and self.stream is None:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
+        while self.transport and not self.stream and (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head = bytes(self.buffer[:end])
+            length = int(found[1]) if (found := _LENGTH.search(head)) else 0
+            if len(self.buffer) < end + 4 + length:
                 return
-            lines = bytes(self.buffer[:end]).split(b"\r\n")
-            method, target, _ = lines[0].split(b" ", 2)
-            headers = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(b":")
-                headers[name.strip().lower()] = value.strip()
-            total = end + 4 + int(headers.get(b"content-length", b"0"))
-            if len(self.buffer) < total:
-                return
-            del self.buffer[:total]
-            self._dispatch(method.decode(), target.decode().split("?", 1)[0], headers)
+            del self.buffer[: end + 4 + length]
+            method, target, _ = head.decode().split(" ", 2)
+            self._answer(method, target.split("?")[0].strip("/").split("/"))
 
-    def _dispatch(self, method: str, path: str, headers: dict[bytes, bytes]) -> None:
+    def _answer(self, method: str, path: list[str]) -> None:
         assert self.transport is not None
-        replay, stats = self.replay, self.stats
-        parts = path.strip("/").split("/")
-        if parts and parts[0] == replay.organization_id:
-            parts = parts[1:]
-        route = "unknown"
-        body: bytes | None = None
-        if len(parts) == 2 and parts[0] == "agent-execution" and method == "POST":
-            route, body = "create_task", replay.created()
-        elif len(parts) == 3 and parts[0] == "agent-execution" and parts[2] == "status" and method == "GET":
-            route, body = "get_task", replay.task(parts[1])
-        elif len(parts) == 2 and parts[0] == "agent-execution" and method == "DELETE":
-            route, body = "stop_task", replay.stopped(parts[1])
-        elif len(parts) == 2 and parts[0] == "agents" and method == "GET":
-            route, body = "get_agent", replay.agent
-        elif len(parts) == 3 and parts[0] == "agent-execution" and parts[2] == "events" and method == "GET":
-            stats.requests["task_events"] += 1
-            after = int(headers.get(b"last-event-id", b"0") or b"0")
-            self.stream = asyncio.get_running_loop().create_task(self._events(parts[1], after))
+        path = path[1:] if path[0] == self.replay.organization_id else path
+        route, body = "unknown", None
+        if path[0] == "agent-execution" and path[-1] == "events":
+            self.stats["task_events"] += 1
+            self.stream = asyncio.get_running_loop().create_task(self._events(path[1]))
             return
-        elif parts == ["_stats"]:
-            route, body = "stats", stats.as_json()
-        stats.requests[route] += 1
-        if body is None:
-            self.transport.write(_response(404, b'{"detail":"Not Found"}'))
-        else:
-            self.transport.write(_response(200, body))
+        if path[0] == "agent-execution" and method == "POST":
+            route, body = "create_task", self.replay.task()
+        elif path[0] == "agents":
+            route, body = "get_agent", self.replay.agent
+        elif path == ["_stats"]:
+            route, body = "stats", json.dumps({"requests": self.stats}).encode()
+        self.stats[route] += 1
+        status = b"200 OK" if body else b"404 Not Found"
+        body = body or b'{"detail":"Not Found"}'
+        head = b"HTTP/1.1 %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+        self.transport.write(head % (status, len(body)) + body)
 
-    async def _events(self, task_id: str, after: int) -> None:
-        transport = self.transport
+    async def _events(self, task_id: str) -> None:
+        transport, event = self.transport, self.replay.event
         assert transport is not None
-        replay, stats = self.replay, self.stats
-        stats.open_streams += 1
-        stats.streams_total += 1
+        transport.write(_SSE_HEAD + event(1, "task_created", task_id))
+        kind, *args = task_id.split("-")
         try:
-            transport.write(_SSE_HEAD)
-            kind, *args = task_id.split("-")
-            if kind == "burst" and args and args[0].isdigit():
-                count = int(args[0])
-                envelopes = [replay.created_event(task_id)]
-                envelopes += [replay.chunk_event(task_id, f"chunk {i:06d} ") for i in range(count)]
-                envelopes.append(replay.finished_event(task_id))
-                frames = [replay.event(i, e) for i, e in enumerate(envelopes, 1) if i > after]
-                transport.write(b"".join(frames))
-                stats.events_sent += len(frames)
-            elif kind == "rate" and len(args) >= 2 and args[0].isdigit() and args[1].isdigit():
-                await self._paced(task_id, int(args[0]), int(args[1]), after)
-            elif kind == "idle":
-                if after < 1:
-                    transport.write(replay.event(1, replay.created_event(task_id)))
-                    stats.events_sent += 1
+            if kind == "idle":
                 while True:
-                    await asyncio.sleep(_KEEPALIVE_INTERVAL)
+                    await asyncio.sleep(15)
                     transport.write(_chunk(b": keepalive\n\n"))
+            elif kind == "rate":
+                hz, count, start = int(args[0]), int(args[1]), time.monotonic()
+                for i in range(count):
+                    await asyncio.sleep(max(0.0, start + (i + 1) / hz - time.monotonic()))
+                    transport.write(event(i + 2, "chunk", task_id, f"t={time.time_ns()}"))
             else:
-                envelopes = replay.demo_events(task_id)
-                frames = [replay.event(i, e) for i, e in enumerate(envelopes, 1) if i > after]
-                transport.write(b"".join(frames))
-                stats.events_sent += len(frames)
-            transport.write(_CHUNKED_END)
+                count = int(args[0]) if kind == "burst" else 0
+                transport.write(
+                    b"".join(event(i + 2, "chunk", task_id, f"chunk {i:06d} ") for i in range(count))
+                )
+            transport.write(event(count + 2, "task_finished", task_id) + b"0\r\n\r\n")
         finally:
-            stats.open_streams -= 1
             self.stream = None
         if self.buffer:
             self.data_received(b"")
 
-    async def _paced(self, task_id: str, hz: int, count: int, after: int) -> None:
-        transport = self.transport
-        assert transport is not None
-        replay = self.replay
-        loop = asyncio.get_running_loop()
-        if after < 1:
-            transport.write(replay.event(1, replay.created_event(task_id)))
-        period = 1.0 / hz
-        start = loop.time()
-        for i in range(count):
-            sequence = i + 2
-            delay = start + (i + 1) * period - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if sequence <= after:
-                continue
-            envelope = replay.chunk_event(task_id, f"t={time.time_ns()}")
-            transport.write(replay.event(sequence, envelope))
-            self.stats.events_sent += 1
-        if count + 2 > after:
-            transport.write(replay.event(count + 2, replay.finished_event(task_id)))
 
-
-async def serve(replay: Replay, host: str, port: int) -> None:
-    """Serve until SIGTERM/SIGINT; announce the bound port as one JSON line on stdout."""
-    loop = asyncio.get_running_loop()
-    stats = _Stats()
-    server = await loop.create_server(lambda: _Connection(replay, stats), host, port, backlog=4096)
-    bound = server.sockets[0].getsockname()[1]
-    print(json.dumps({"port": bound}), flush=True)
-    stop = asyncio.Event()
+async def _serve(replay: Replay, port: int) -> None:
+    loop, stats, stop = asyncio.get_running_loop(), Counter[str](), asyncio.Event()
+    server = await loop.create_server(lambda: _Connection(replay, stats), "127.0.0.1", port, backlog=4096)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     async with server:
         await stop.wait()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `python -m bench.responder`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replay", type=Path, required=True, help="capture written by bench.capture")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--loop", choices=LOOPS, default="uvloop")
-    args = parser.parse_args(argv)
-    replay = Replay(json.loads(args.replay.read_text()))
-    loop: LoopKind = args.loop
-    run(serve(replay, args.host, args.port), loop)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    options = json.loads(sys.argv[1])
+    captured = asyncio.run(capture())
+    Path(options["replay"]).write_text(json.dumps(captured, indent=1))
+    run(_serve(Replay(captured), options["port"]), "uvloop")
