@@ -135,18 +135,17 @@ def test_operations_settings_are_part_of_settings_with_their_environment_names(
         Settings(tls_cert_file="/c.pem")  # type: ignore[arg-type]
 
 
-# --- The README's settings tables --------------------------------------------------------------------------
+# --- The settings tables of docs/operations.md -------------------------------------------------------------
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+OPERATIONS_DOC = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
 
 
-def readme_settings_rows() -> dict[str, tuple[str, str]]:
-    """Environment name -> (flag cell, default cell) of every row of the README's two settings tables."""
-    text = README.read_text(encoding="utf-8")
-    server = text.split("## The bridge server", 1)[1].split("\n## ", 1)[0]
-    operating = text.split("## Operating the bridge", 1)[1].split("\n### ", 1)[0]
+def documented_settings_rows() -> dict[str, tuple[str, str]]:
+    """Environment name -> (flag cell, default cell) of each row of the settings tables in OPERATIONS_DOC."""
+    text = OPERATIONS_DOC.read_text(encoding="utf-8")
+    settings_section = text.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
     rows: dict[str, tuple[str, str]] = {}
-    for line in (server + operating).splitlines():
+    for line in settings_section.splitlines():
         if not line.startswith(("| `--", "| —")):
             continue
         flag, env, default = (cell.strip() for cell in line.strip("|").split("|")[:3])
@@ -166,7 +165,7 @@ def documented_default(field: Any) -> str:
     return f"`{default}`"
 
 
-def test_readme_documents_every_setting_with_its_flag_and_default() -> None:
+def test_operations_doc_documents_every_setting_with_its_flag_and_default() -> None:
     import argparse
 
     from bridge.server_cli import add_arguments
@@ -174,7 +173,7 @@ def test_readme_documents_every_setting_with_its_flag_and_default() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     flags = {option for action in parser._actions for option in action.option_strings}
-    rows = readme_settings_rows()
+    rows = documented_settings_rows()
     assert set(rows) == {str(field.validation_alias) for field in Settings.model_fields.values()}
     for name, field in Settings.model_fields.items():
         flag_cell, default_cell = rows[str(field.validation_alias)]
