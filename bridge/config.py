@@ -5,8 +5,8 @@ Fields are grouped by concern (server, platform, upstream HTTP, event streams); 
 `bridge.ops.settings.OpsSettings`, which `Settings` extends, so one object carries everything under flat
 `BRIDGE_*` / `XPANDER_*` names. Each field names its environment variable in `validation_alias`; flags given
 to `xpander-bridge serve` are passed as keyword arguments and win over the environment. To add a setting, add
-a field to the right group with its alias and a description: the README's settings tables list the same
-names (a test checks).
+a field to the right group with its alias and a description: the settings tables of docs/operations.md list
+the same names (a test checks).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://inbound.xpander.ai"
-"""The platform's cloud REST host (§1.1 of the platform contract)."""
+"""The platform's cloud REST host (docs/platform-contract.md §1.1)."""
 
-# §1.3: the inbound REST hosts whose event streams live on a different host.
+# docs/platform-contract.md §1.3: the inbound REST hosts whose event streams live on a different host.
 _EVENTS_HOST_BY_INBOUND_HOST = {
     "inbound.xpander.ai": "https://agent-controller.xpander.ai",
     "inbound.stg.xpander.ai": "https://agent-controller.stg.xpander.ai",
@@ -57,7 +57,7 @@ def normalize_base_url(value: str) -> str:
 
 
 def org_in_rest_path(base_url: str) -> bool:
-    """Whether REST paths carry `/{organization_id}` after `base_url` (§1.2, the SDK 2.0.537 rule)."""
+    """Whether REST paths carry `/{organization_id}` after `base_url` (docs/platform-contract.md §1.2)."""
     parts = urlsplit(base_url)
     first_segment = parts.path.strip("/").split("/", 1)[0]
     return (
@@ -68,7 +68,7 @@ def org_in_rest_path(base_url: str) -> bool:
 
 
 def events_base_url_for(base_url: str) -> str:
-    """The host serving task event streams for a REST `base_url` (§1.3, the SDK 2.0.537 rule)."""
+    """The host serving task event streams for a REST `base_url` (docs/platform-contract.md §1.3)."""
     parts = urlsplit(base_url)
     host = parts.hostname or ""
     if host in _EVENTS_HOST_BY_INBOUND_HOST:
@@ -143,7 +143,7 @@ class Settings(OpsSettings):
     events_base_url: str | None = Field(
         default=None,
         validation_alias="XPANDER_EVENTS_BASE_URL",
-        description="Host of the task event streams; derived from the base URL (§1.3) when unset.",
+        description="Host of the task event streams; derived from the base URL when unset.",
     )
 
     # --- Upstream HTTP ------------------------------------------------------------------------------------
@@ -260,10 +260,10 @@ class Settings(OpsSettings):
 
     @property
     def resolved_events_base_url(self) -> str:
-        """Host of the task event streams: the override, else derived from `base_url` (§1.3)."""
+        """Host of the task event streams: the override, else derived from `base_url` (contract §1.3)."""
         return self.events_base_url or events_base_url_for(self.base_url)
 
     @property
     def org_in_rest_path(self) -> bool:
-        """Whether REST paths carry the organization id (§1.2)."""
+        """Whether REST paths carry the organization id (docs/platform-contract.md §1.2)."""
         return org_in_rest_path(self.base_url)

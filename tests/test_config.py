@@ -1,4 +1,4 @@
-"""Settings: defaults, environment, flags over environment, and the platform URL rules (§1.1 to §1.3)."""
+"""Settings: defaults, environment, flags over environment, the platform URL rules (contract §1.1-§1.3)."""
 
 from __future__ import annotations
 

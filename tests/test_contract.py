@@ -1,4 +1,4 @@
-"""The proto contract against issue 2 and platform-api.md: names, presence, types and HTTP bindings.
+"""The proto contract against issue 2 and docs/platform-contract.md: names, presence, types and HTTP bindings.
 
 (Leading comments on every element are enforced by buf lint COMMENTS, not here.)
 """
@@ -15,7 +15,7 @@ from xpander.bridge.v1 import events_pb2, task_pb2, task_service_pb2
 
 SERVICE = task_service_pb2.DESCRIPTOR.services_by_name["TaskService"]
 
-# The SDK's create-task parameters (Tasks.acreate, Agent.acreate_task); then the newer fields of §2.2.
+# The SDK's create-task parameters (Tasks.acreate, Agent.acreate_task); then §2.2's newer fields.
 SDK_CREATE_PARAMETERS = [
     "prompt",
     "existing_task_id",

@@ -1,4 +1,7 @@
-"""ListTasksRequest -> the platform's task-history route and query (§4.2); paging stays with the caller."""
+"""ListTasksRequest -> the platform's task-history route and query; paging stays with the caller.
+
+The routes are those of docs/platform-contract.md §4.2.
+"""
 
 from __future__ import annotations
 

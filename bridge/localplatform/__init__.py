@@ -1,7 +1,7 @@
 """The embedded local platform: an emulator of the xpander.ai platform's HTTP API with scripted agents.
 
 `LocalPlatform` runs it in-process (tests, `xpander-bridge serve --local-platform`); `xpander-bridge
-local-platform` runs it as a process. See the README section "The local platform".
+local-platform` runs it as a process. See docs/local-platform.md.
 """
 
 from __future__ import annotations
