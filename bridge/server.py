@@ -142,23 +142,7 @@ class BridgeServer:
             self._settings = await self._start_local_platform(self._settings)
         settings = self._settings
         _warn_about_queueing(settings)
-        unary_transport, stream_transport = self._upstream_transports(ops)
-        self._platform = PlatformClient(
-            base_url=settings.base_url,
-            events_base_url=settings.resolved_events_base_url,
-            org_in_rest_path=settings.org_in_rest_path,
-            connect_timeout=settings.upstream_connect_timeout,
-            read_timeout=settings.upstream_read_timeout,
-            read_retries=settings.upstream_read_retries,
-            transport=unary_transport,
-            stream_transport=stream_transport,
-            limits=UpstreamLimits(
-                body_bytes=settings.upstream_max_body_bytes,
-                json_depth=settings.upstream_max_json_depth,
-                retry_after=settings.upstream_max_retry_after,
-                event_bytes=settings.sse_max_event_bytes,
-            ),
-        )
+        self._platform = self._platform_client(ops)
         on_reconnect = self._on_stream_reconnect
 
         def stream_reconnected() -> None:
@@ -191,6 +175,26 @@ class BridgeServer:
         self._server = server
         await server.start()
         await ops.start(self._health)
+
+    def _platform_client(self, ops: Operations) -> PlatformClient:
+        settings = self._settings
+        unary_transport, stream_transport = self._upstream_transports(ops)
+        return PlatformClient(
+            base_url=settings.base_url,
+            events_base_url=settings.resolved_events_base_url,
+            org_in_rest_path=settings.org_in_rest_path,
+            connect_timeout=settings.upstream_connect_timeout,
+            read_timeout=settings.upstream_read_timeout,
+            read_retries=settings.upstream_read_retries,
+            transport=unary_transport,
+            stream_transport=stream_transport,
+            limits=UpstreamLimits(
+                body_bytes=settings.upstream_max_body_bytes,
+                json_depth=settings.upstream_max_json_depth,
+                retry_after=settings.upstream_max_retry_after,
+                event_bytes=settings.sse_max_event_bytes,
+            ),
+        )
 
     def _upstream_transports(
         self, ops: Operations

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 if TYPE_CHECKING:
     from bridge.config import Settings
+    from bridge.ops.auth import BridgeTokens
     from bridge.ops.workers import Worker
 
 __all__ = ["READY_MESSAGE", "add_arguments", "main", "settings_from_args"]
@@ -79,42 +80,19 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def main(args: argparse.Namespace) -> int:
     """Serve until a signal: 0 after a clean stop, 2 on bad settings or an unsafe exposure, 1 when the
     address cannot be served."""
-    from pydantic import SecretStr, ValidationError
-
-    from bridge.credentials import checked_default_key
-    from bridge.ops.auth import BridgeTokens, UnsafeExposureError, check_exposure
+    from bridge.ops.auth import UnsafeExposureError, check_exposure
     from bridge.ops.logs import configure_logging
     from bridge.ops.workers import run_workers
     from bridge.redaction import remember
 
     # Until the settings are read, problems with them are reported on the default console format.
     configure_logging("console", "INFO")
-    try:
-        settings = settings_from_args(args)
-    except ValidationError as error:
-        # Only locations and messages: input values could be secrets.
-        for problem in error.errors():
-            where = ".".join(str(part) for part in problem["loc"]) or "settings"
-            _log.error("invalid setting %s: %s", where, problem["msg"])
+    checked = _checked_settings(args)
+    if checked is None:
         return _EXIT_SETTINGS
-    try:
-        tokens = BridgeTokens.load(
-            settings.bridge_tokens_file,
-            settings.bridge_tokens.get_secret_value() if settings.bridge_tokens is not None else None,
-        )
-    except (OSError, ValueError) as error:
-        _log.error("invalid bridge tokens: %s", error)
-        return _EXIT_SETTINGS
-    raw_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
-    try:
-        # A key file's trailing newline must not go on the wire; a key that is still not one stops here.
-        api_key = checked_default_key(raw_key)
-    except ValueError as error:
-        _log.error("invalid setting: %s", error)
-        return _EXIT_SETTINGS
-    if api_key is not None:
-        settings = settings.model_copy(update={"api_key": SecretStr(api_key)})
-    secrets = [secret for secret in (raw_key, api_key, *tokens.secret_values()) if secret]
+    settings, tokens = checked
+    api_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
+    secrets = [secret for secret in (api_key, *tokens.secret_values()) if secret]
     remember(secrets)
     configure_logging(settings.log_format, settings.log_level, secrets=secrets)
     host, port = settings.listen_address
@@ -144,6 +122,38 @@ def main(args: argparse.Namespace) -> int:
         # The parent's own failures: the port to share could not be reserved, the shared platform not started.
         _log.error("cannot serve on %s: %s", settings.listen, error)
         return _EXIT_SERVE
+
+
+def _checked_settings(args: argparse.Namespace) -> tuple[Settings, BridgeTokens] | None:
+    """The settings and caller tokens, or None after logging why they cannot be served with."""
+    from pydantic import ValidationError
+
+    from bridge.credentials import checked_default_key
+    from bridge.ops.auth import BridgeTokens
+
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as error:
+        # Only locations and messages: input values could be secrets.
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"]) or "settings"
+            _log.error("invalid setting %s: %s", where, problem["msg"])
+        return None
+    try:
+        tokens = BridgeTokens.load(
+            settings.bridge_tokens_file,
+            settings.bridge_tokens.get_secret_value() if settings.bridge_tokens is not None else None,
+        )
+    except (OSError, ValueError) as error:
+        _log.error("invalid bridge tokens: %s", error)
+        return None
+    try:
+        # The settings strip the key (a key file's trailing newline); one that is still not a key stops here.
+        checked_default_key(settings.api_key.get_secret_value() if settings.api_key is not None else None)
+    except ValueError as error:
+        _log.error("invalid setting: %s", error)
+        return None
+    return settings, tokens
 
 
 def _serve_workers_on_a_shared_local_platform(settings: Settings, host: str, port: int) -> int:
