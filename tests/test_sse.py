@@ -49,11 +49,8 @@ def test_id_with_nul_is_ignored() -> None:
     assert decode("id: 1\ndata: a\n\nid: 2\0\ndata: b\n\n")[1].id == "1"
 
 
-def test_retry_is_stream_state() -> None:
-    splitter, decoder = LineSplitter(), SSEDecoder()
-    for line in splitter.feed("retry: 1500\n\nretry: soon\n\n"):
-        decoder.decode(line)
-    assert decoder.retry == 1500
+def test_retry_is_ignored() -> None:
+    assert decode("retry: 1\ndata: a\n\n") == [ServerSentEvent(data="a")]
 
 
 def test_field_without_colon_has_empty_value() -> None:
@@ -78,7 +75,7 @@ def test_unicode_line_separators_stay_in_data() -> None:
 
 def test_unterminated_event_at_end_of_stream_is_not_dispatched() -> None:
     splitter, decoder = LineSplitter(), SSEDecoder()
-    lines = splitter.feed("data: complete\n\ndata: partial") + splitter.flush()
+    lines = splitter.feed("data: complete\n\ndata: partial")
     assert [e for line in lines if (e := decoder.decode(line)) is not None] == [
         ServerSentEvent(data="complete")
     ]

@@ -2,8 +2,8 @@
 
 `LineSplitter` turns arbitrary text chunks into lines (CRLF, CR and LF all end a line, even when a CRLF is
 split across chunks; a leading byte-order mark is dropped). `SSEDecoder` turns lines into `ServerSentEvent`s:
-fields `data`, `event`, `id` and `retry`, comment lines, multi-line data joined with a newline, dispatch on a
-blank line. No I/O: the platform client feeds it what it reads.
+fields `data`, `event` and `id` (`retry` is ignored), comment lines, multi-line data joined with a newline,
+dispatch on a blank line. No I/O: the platform client feeds it what it reads.
 
 Both are bounded when given a limit: `LineSplitter(max_line=...)` refuses to buffer an unterminated line
 longer than that (a stream without newlines cannot grow memory), `SSEDecoder(max_data=...)` refuses an event
@@ -71,11 +71,6 @@ class LineSplitter:
             raise EventTooLarge(f"a line longer than {self._max_line} characters")
         return parts
 
-    def flush(self) -> list[str]:
-        """The unterminated rest, as a last line, at the end of the stream."""
-        rest, self._buffer = self._buffer, ""
-        return [rest] if rest else []
-
 
 _TERMINATOR = re.compile(r"\r\n|\r|\n")
 
@@ -93,17 +88,6 @@ class SSEDecoder:
         self._event = ""
         self._last_event_id = ""
         self._has_id = False
-        self._retry: int | None = None
-
-    @property
-    def retry(self) -> int | None:
-        """The reconnection time in milliseconds the stream last asked for, if any."""
-        return self._retry
-
-    @property
-    def last_event_id(self) -> str:
-        """The last event id seen on the stream so far."""
-        return self._last_event_id
 
     def decode(self, line: str) -> ServerSentEvent | None:
         """Process one line; return the event a blank line dispatches, else None."""
@@ -123,14 +107,13 @@ class SSEDecoder:
                     raise EventTooLarge(f"an event's data is longer than {self._max_data} characters")
         elif name == "event":
             self._event = value
-        elif name == "id":
+        elif name == "id" and "\0" not in value:
             # An id containing NUL is ignored entirely, per the specification.
-            if "\0" not in value:
-                self._last_event_id = value
-                self._has_id = True
-        elif name == "retry" and value.isascii() and value.isdigit():
-            self._retry = int(value)
-        # Any other field name is ignored, per the specification.
+            self._last_event_id = value
+            self._has_id = True
+        # `retry` (the reconnection delay a stream asks for) is ignored: the bridge keeps its own backoff
+        # policy, which a platform must not be able to shorten. Any other field name is ignored, per the
+        # specification.
         return None
 
     def _dispatch(self) -> ServerSentEvent | None:
