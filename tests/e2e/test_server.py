@@ -90,7 +90,9 @@ async def test_shutdown_drains_streams_finishes_unary_calls_and_stops_serving(st
     in_flight = asyncio.ensure_future(
         stack.stub.GetTask(task_service_pb2.GetTaskRequest(task_id=task_id), timeout=10)
     )
-    await asyncio.sleep(0.1)  # the unary call is now waiting on the platform
+    async with asyncio.timeout(5):  # wait until the unary call is inside the bridge, waiting on the platform
+        while stack.bridge.operations.limits.calls_in_flight < 1:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
 
     stopping = asyncio.ensure_future(stack.bridge.stop())
 
